@@ -1,0 +1,103 @@
+# fibd - build, test, bench.
+#
+#   make              build build/fibd, build/fib, build/fibload
+#   make test         build and run every test (unit tests + behaviour suite)
+#   make test SAN=1   the same under ASan + UBSan (objects in build/san)
+#   make test TSAN=1  the same under TSan (objects in build/tsan)
+#   make bench        reproduce the talk's tables (see bench/README)
+#
+# Sources are found by wildcard: a new file in src/core, src/models, src/coro,
+# src/fibload or tests/unit joins the build without touching this file.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
+CPPFLAGS += -D_GNU_SOURCE -Isrc
+ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(SANFLAGS)
+LDLIBS  := -lgmp -lpthread -lm
+
+B := build
+ifeq ($(SAN),1)
+B := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=undefined
+endif
+ifeq ($(TSAN),1)
+B := build/tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
+
+CORE_SRC    := $(wildcard src/core/*.c)
+CORO_SRC    := $(wildcard src/coro/*.c) $(wildcard src/coro/*.S)
+MODEL_SRC   := $(wildcard src/models/*.c)
+LOAD_SRC    := $(filter-out src/fibload/main.c,$(wildcard src/fibload/*.c))
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+BENCH_SRC   := $(wildcard bench/*.c)
+
+obj = $(patsubst %,$(B)/obj/%.o,$(basename $(1)))
+
+CORE_LIB    := $(B)/libfibdcore.a
+CORO_LIB    := $(B)/libcoro.a
+LOAD_LIB    := $(B)/libfibload.a
+TEST_LIB    := $(B)/libfibdtest.a
+LIBS        := $(LOAD_LIB) $(CORO_LIB) $(CORE_LIB)
+
+PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
+TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+.PHONY: all test bench clean deps format fuzz
+all: deps $(PROGS) $(BENCHES)
+
+# Installs missing build dependencies on a fresh Debian machine (or says how).
+deps:
+	@scripts/deps
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(call obj,$(CORE_SRC))
+$(CORO_LIB): $(call obj,$(CORO_SRC))
+$(LOAD_LIB): $(call obj,$(LOAD_SRC))
+$(TEST_LIB): $(call obj,$(TESTLIB_SRC))
+$(B)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/fibd: $(call obj,src/fibd.c $(MODEL_SRC)) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/fib: $(call obj,src/fib.c) $(CORE_LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/fibload: $(call obj,src/fibload/main.c) $(LOAD_LIB) $(CORE_LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_LIB) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Benchmark programs (bench/*.c): one binary each, linked like the tests.
+$(B)/bench/%: $(B)/obj/bench/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+test: all $(TESTS)
+	@tests/run.sh $(B)
+
+bench: all
+	@bench/run $(ARGS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,105 @@
+/*
+ * proto - the fib/1 line protocol: framing, parsing and replies.
+ *
+ * All request semantics live here; models only move bytes and decide who
+ * computes. See docs/PROTOCOL.md for the protocol as a client sees it.
+ *
+ * A request is one line ending in '\n'. One '\r' before the '\n' is dropped,
+ * then spaces and tabs around the body. The body is a decimal integer with an
+ * optional leading '+'. The reply is fib(n) in decimal and '\n', or one line
+ * starting with "ERR ".
+ *
+ * The parser allocates nothing and never reads past the length it is given.
+ * Only a reply too large for struct reply's inline buffer (a GMP result)
+ * allocates.
+ */
+#ifndef FIBD_CORE_PROTO_H
+#define FIBD_CORE_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fib.h"
+
+/* The default --max-line: the longest request line, '\n' excluded. */
+#define PROTO_DEFAULT_MAX_LINE 1024
+/* --max-line is kept within [PROTO_MIN_MAX_LINE, PROTO_MAX_MAX_LINE]. */
+#define PROTO_MIN_MAX_LINE 16
+#define PROTO_MAX_MAX_LINE (1u << 20)
+
+/* What a server accepts; fixed for the server's life. */
+struct proto_limits {
+	enum fib_algo algo; /* how fib is computed */
+	uint64_t max_n;	    /* larger n get "ERR n too large (max M)" */
+	size_t max_line;    /* longer lines get "ERR line too long", then close */
+};
+
+/* Fills in the defaults: naive, max_n 45, max_line 1024. */
+void proto_limits_default(struct proto_limits *lim);
+
+/*
+ * The outcome of reading one request. PROTO_OK means "compute fib(n)";
+ * everything else has a fixed error reply (proto_error_text()).
+ */
+enum proto_status {
+	PROTO_OK = 0,
+	PROTO_EMPTY,	     /* nothing but blanks: "ERR empty request" */
+	PROTO_NOT_NUMBER,    /* anything else that is not [+]digits */
+	PROTO_NEGATIVE,	     /* '-' then digits: "ERR negative n" */
+	PROTO_TOO_LARGE,     /* n > max_n: "ERR n too large (max M)" */
+	PROTO_LINE_TOO_LONG, /* no '\n' within max_line: then close */
+	PROTO_INTERNAL,	     /* the server failed (out of memory, a dead worker) */
+	PROTO_BUSY,	     /* the server is at --max-conns: then close */
+};
+
+/*
+ * Finds the end of the first request line in buf[0..len).
+ * Returns the line's length including its '\n' (> 0) when a whole line is
+ * there; 0 when more bytes are needed; -1 (PROTO_FRAME_TOO_LONG) when the
+ * line is already longer than max_line and can never be framed. A caller
+ * that gets -1 sends the PROTO_LINE_TOO_LONG reply and closes.
+ */
+#define PROTO_FRAME_TOO_LONG (-1)
+ssize_t proto_frame(const char *buf, size_t len, size_t max_line);
+
+/*
+ * Parses one request line, line[0..len), with or without its '\n'.
+ * On PROTO_OK stores the requested n in *n.
+ */
+enum proto_status proto_parse(const struct proto_limits *lim, const char *line,
+			      size_t len, uint64_t *n);
+
+/* A reply line, '\n' included. Small replies live inline, large on the heap. */
+#define REPLY_INLINE_CAP 72
+struct reply {
+	char *text; /* the reply bytes: inline_buf or malloc'd */
+	size_t len; /* bytes in text, the final '\n' included */
+	char inline_buf[REPLY_INLINE_CAP];
+};
+
+/* Frees a heap reply; leaves the struct empty. Safe to call twice. */
+void reply_release(struct reply *r);
+
+/* Fills r with the error line for status (not PROTO_OK). Never fails. */
+void proto_error_reply(const struct proto_limits *lim, enum proto_status status,
+		       struct reply *r);
+
+/*
+ * Computes fib(n), which proto_parse() accepted, into r. This is the work a
+ * model may hand to another thread or process. Never fails: running out of
+ * memory gives the PROTO_INTERNAL error line.
+ */
+void proto_compute(const struct proto_limits *lim, uint64_t n, struct reply *r);
+
+/* Parse plus compute: the whole request-to-reply path for inline models. */
+void proto_handle_line(const struct proto_limits *lim, const char *line,
+		       size_t len, struct reply *r);
+
+/*
+ * Sets r to an arbitrary reply (used when a result crosses a process or
+ * thread boundary as bytes). text must end in '\n'. Returns 0 or -ENOMEM.
+ */
+int reply_set(struct reply *r, const char *text, size_t len);
+
+#endif

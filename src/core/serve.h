@@ -1,0 +1,59 @@
+/*
+ * serve - the blocking connection loop shared by the blocking models
+ * (single, thread, procpool, isolate, many), and the registry of live
+ * connections that lets a stop wake them.
+ *
+ * The loop reads, frames every complete line, asks the model's compute hook
+ * for each n (or computes inline), and writes the replies in request order,
+ * batched: a pipelined burst costs one write. Output is flushed before it
+ * passes SERVE_OUT_FLUSH bytes, so memory per connection stays bounded
+ * whatever the client sends; a client that does not read blocks only its
+ * own thread.
+ */
+#ifndef FIBD_CORE_SERVE_H
+#define FIBD_CORE_SERVE_H
+
+#include <stdint.h>
+
+#include "proto.h"
+#include "server.h"
+
+#define SERVE_READ_CHUNK 16384	/* bytes asked of each read() */
+#define SERVE_OUT_FLUSH 65536	/* write out once this much is buffered */
+
+/*
+ * Who computes. compute(ctx, n, r) must fill r exactly as proto_compute()
+ * would, or with an error line (PROTO_INTERNAL) when it cannot.
+ * A NULL hook means "compute inline on this thread".
+ */
+struct serve_hook {
+	void (*compute)(void *ctx, const struct proto_limits *lim, uint64_t n,
+			struct reply *r);
+	void *ctx;
+};
+
+/*
+ * Serves one connection until the client closes its side (every reply is
+ * written first), a read or write fails, the idle timeout passes, or a line
+ * is too long (its error is written first). Does not close fd.
+ * Returns 0 when the client left cleanly, or a negative errno.
+ */
+int serve_blocking(int fd, const struct server_cfg *cfg,
+		   const struct serve_hook *hook);
+
+/*
+ * The registry. serve_track() adds a connection; once a stop has begun it
+ * also shuts the connection's read side at once, so nothing slips through.
+ * serve_untrack() removes it, before the caller closes it.
+ * serve_stop_all() shuts the read side of every tracked connection: each
+ * blocked reader wakes, answers what it already read, and leaves.
+ * serve_wait_idle() returns when no connection is tracked.
+ * serve_tracked() is the current count (for --max-conns).
+ */
+void serve_track(int fd);
+void serve_untrack(int fd);
+void serve_stop_all(void);
+void serve_wait_idle(void);
+unsigned serve_tracked(void);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * server - the configuration every model runs with, and the listening step
+ * they share.
+ */
+#ifndef FIBD_CORE_SERVER_H
+#define FIBD_CORE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "proto.h"
+
+#define SERVER_DEFAULT_HOST "127.0.0.1"
+#define SERVER_DEFAULT_PORT 25000 /* the talk's port */
+#define SERVER_DEFAULT_MAX_CONNS 10000
+#define SERVER_BACKLOG 1024
+
+/* Everything fibd's command line decides; read-only once a model runs. */
+struct server_cfg {
+	const char *model_name;	 /* for the "listening on" line */
+	char host[NET_HOST_MAX]; /* address to bind */
+	uint16_t port;		 /* 0: pick a free port */
+	struct proto_limits limits;
+	unsigned workers;	   /* threads/processes; 0 = online CPUs */
+	bool ports;		   /* many: one port per worker (P, P+1...) */
+	bool offload;		   /* coro: run fib on a blocking pool */
+	unsigned max_conns;	   /* beyond it: "ERR server busy", close */
+	unsigned idle_timeout_ms;  /* close connections silent this long; 0 = never */
+};
+
+/* The defaults, as fibd --help documents them. */
+void server_cfg_default(struct server_cfg *cfg);
+
+/* cfg->workers, or the number of online CPUs when it is 0. */
+unsigned server_workers(const struct server_cfg *cfg);
+
+/*
+ * Opens a listener on cfg->host:port with net_listen(flags) and announces it
+ * on stderr: "fibd: listening on HOST:PORT (model M, algo A)". port 0 picks a
+ * free port and the line shows the one picked. Returns the fd or -errno
+ * (after logging why).
+ */
+int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * model - the interface every concurrency model implements.
+ *
+ * A model is one file in src/models/ that defines one const struct model.
+ * registry.c lists them; fibd --model NAME picks one at run time, the way
+ * nginx picks its event module. The model opens its listeners (see
+ * server_listen()), serves until stop_requested(), finishes the requests it
+ * has already read, and returns.
+ */
+#ifndef FIBD_MODELS_MODEL_H
+#define FIBD_MODELS_MODEL_H
+
+#include "../core/server.h"
+
+/* How a model serves clients at once; the behaviour suite tests exactly this. */
+enum model_concurrency {
+	MODEL_SERIAL,	   /* one client at a time: the others wait */
+	MODEL_PARALLEL,	   /* any client is served while another computes */
+	MODEL_PER_PROCESS, /* parallel across processes only (see --ports) */
+};
+
+struct model {
+	const char *name;    /* --model NAME */
+	const char *summary; /* one line for --list-models */
+	enum model_concurrency concurrency;
+	/* Serves until a stop. Returns 0, or a negative errno on failure. */
+	int (*run)(const struct server_cfg *cfg);
+};
+
+/* Every model, in the order --list-models shows them; NULL-terminated. */
+extern const struct model *const model_registry[];
+
+/* The model called name, or NULL. */
+const struct model *model_find(const char *name);
+
+/* "serial", "parallel" or "per-process". */
+const char *model_concurrency_name(enum model_concurrency c);
+
+#endif
