@@ -20,6 +20,7 @@
 
 #define SERVE_READ_CHUNK 16384	/* bytes asked of each read() */
 #define SERVE_OUT_FLUSH 65536	/* write out once this much is buffered */
+#define SERVE_LINGER_MAX (1u << 20) /* input dropped before a polite close */
 
 /*
  * Who computes. compute(ctx, n, r) must fill r exactly as proto_compute()

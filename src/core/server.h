@@ -43,4 +43,17 @@ unsigned server_workers(const struct server_cfg *cfg);
  */
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
 
+/*
+ * accept4() for a blocking accept loop. Retries EINTR (unless a stop was
+ * requested) and connections that died in the backlog. When the process is
+ * out of descriptors (EMFILE/ENFILE) it frees a reserved descriptor, accepts
+ * and closes the pending connection so the kernel stops reporting it, and
+ * backs off briefly: no busy loop, no death. The new connection gets
+ * TCP_NODELAY. Returns the fd or -errno (-EINTR when a stop interrupted it).
+ */
+int server_accept(int lfd, int flags);
+
+/* Writes "ERR server busy" to a connection over --max-conns and closes it. */
+void server_reject_busy(int fd, const struct server_cfg *cfg);
+
 #endif

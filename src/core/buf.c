@@ -1,0 +1,70 @@
+#include "buf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUF_MIN_CAP 4096
+
+void buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->off = b->len = b->cap = 0;
+}
+
+int buf_reserve(struct buf *b, size_t room)
+{
+	size_t cap;
+	char *data;
+
+	if (b->cap - b->len >= room)
+		return 0;
+	/* Reclaim consumed space before growing. */
+	if (b->off && b->cap - buf_used(b) >= room) {
+		buf_compact(b);
+		return 0;
+	}
+	cap = b->cap ? b->cap : BUF_MIN_CAP;
+	while (cap - buf_used(b) < room) {
+		if (cap > ((size_t)-1) / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	buf_compact(b);
+	data = realloc(b->data, cap);
+	if (!data)
+		return -ENOMEM;
+	b->data = data;
+	b->cap = cap;
+	return 0;
+}
+
+int buf_append(struct buf *b, const void *src, size_t n)
+{
+	int err = buf_reserve(b, n);
+
+	if (err)
+		return err;
+	memcpy(b->data + b->len, src, n);
+	b->len += n;
+	return 0;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+	b->off += n;
+	if (b->off == b->len)
+		b->off = b->len = 0;
+}
+
+void buf_compact(struct buf *b)
+{
+	size_t used = buf_used(b);
+
+	if (!b->off)
+		return;
+	memmove(b->data, b->data + b->off, used);
+	b->off = 0;
+	b->len = used;
+}

@@ -1,0 +1,113 @@
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stop.h"
+
+void server_cfg_default(struct server_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->model_name = "thread";
+	strcpy(cfg->host, SERVER_DEFAULT_HOST);
+	cfg->port = SERVER_DEFAULT_PORT;
+	proto_limits_default(&cfg->limits);
+	cfg->max_conns = SERVER_DEFAULT_MAX_CONNS;
+}
+
+unsigned server_workers(const struct server_cfg *cfg)
+{
+	long n;
+
+	if (cfg->workers)
+		return cfg->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)
+{
+	int fd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
+	int bound;
+	int v6 = strchr(cfg->host, ':') != NULL;
+
+	if (fd < 0) {
+		log_err(fd, "cannot listen on %s%s%s:%u", v6 ? "[" : "",
+			cfg->host, v6 ? "]" : "", port);
+		return fd;
+	}
+	bound = net_local_port(fd);
+	log_msg("listening on %s%s%s:%d (model %s, algo %s)", v6 ? "[" : "",
+		cfg->host, v6 ? "]" : "", bound, cfg->model_name,
+		fib_algo_name(cfg->limits.algo));
+	return fd;
+}
+
+/* A descriptor held back for server_shed(). */
+static int server_reserve_fd = -1;
+
+/* Sheds one pending connection when out of descriptors (see server.h). */
+static void server_shed(int lfd)
+{
+	int fd;
+
+	if (server_reserve_fd >= 0) {
+		close(server_reserve_fd);
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+	}
+	server_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	poll(NULL, 0, 10);
+}
+
+int server_accept(int lfd, int flags)
+{
+	int fd;
+
+	if (server_reserve_fd < 0)
+		server_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (;;) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | flags);
+		if (fd >= 0) {
+			net_nodelay(fd);
+			return fd;
+		}
+		switch (errno) {
+		case EINTR:
+			if (stop_requested())
+				return -EINTR;
+			continue;
+		case ECONNABORTED:
+		case EPROTO:
+			continue;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			server_shed(lfd);
+			if (stop_requested())
+				return -EINTR;
+			continue;
+		default:
+			return -errno;
+		}
+	}
+}
+
+void server_reject_busy(int fd, const struct server_cfg *cfg)
+{
+	struct reply r;
+
+	proto_error_reply(&cfg->limits, PROTO_BUSY, &r);
+	if (send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* The client is gone or not reading: it is closed either way. */
+	}
+	reply_release(&r);
+	close(fd);
+}

@@ -1,0 +1,94 @@
+#include "stop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static atomic_bool stop_flag;
+static int stop_efd = -1;
+static atomic_int stop_watched[STOP_WATCH_MAX];
+
+/* Only async-signal-safe calls from here on down. */
+static void stop_wake_all(void)
+{
+	uint64_t one = 1;
+
+	atomic_store(&stop_flag, true);
+	if (stop_efd >= 0 && write(stop_efd, &one, sizeof(one)) < 0) {
+		/* The counter is already non-zero: readable either way. */
+	}
+	for (int i = 0; i < STOP_WATCH_MAX; i++) {
+		int fd = atomic_load(&stop_watched[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RD);
+	}
+}
+
+static void stop_on_signal(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	stop_wake_all();
+	errno = saved;
+}
+
+int stop_install(void)
+{
+	struct sigaction sa;
+
+	for (int i = 0; i < STOP_WATCH_MAX; i++)
+		atomic_store(&stop_watched[i], -1);
+	stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (stop_efd < 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = stop_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: blocked calls return EINTR */
+	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+bool stop_requested(void)
+{
+	return atomic_load(&stop_flag);
+}
+
+void stop_request(void)
+{
+	stop_wake_all();
+}
+
+int stop_eventfd(void)
+{
+	return stop_efd;
+}
+
+int stop_watch(int fd)
+{
+	for (int i = 0; i < STOP_WATCH_MAX; i++) {
+		int expect = -1;
+		if (atomic_compare_exchange_strong(&stop_watched[i], &expect,
+						   fd)) {
+			/* A stop that came just before would have missed fd. */
+			if (stop_requested())
+				shutdown(fd, SHUT_RD);
+			return i;
+		}
+	}
+	return -ENOSPC;
+}
+
+void stop_unwatch(int slot)
+{
+	if (slot >= 0 && slot < STOP_WATCH_MAX)
+		atomic_store(&stop_watched[slot], -1);
+}
