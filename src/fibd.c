@@ -17,38 +17,51 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-"usage: fibd [options]\n"
-"\n"
-"Serves fib/1: send a number N and a newline, get fib(N) and a newline.\n"
-"\n"
-"  -m, --model NAME        concurrency model (default thread; see --list-models)\n"
-"  -l, --listen HOST:PORT  address to listen on (default 127.0.0.1:25000;\n"
-"                          port 0 picks a free port)\n"
-"  -a, --algo naive|fast   naive: the talk's exponential recursion (default)\n"
-"                          fast: exact for any n (GMP beyond fib(93))\n"
-"      --max-n N           largest n served (default 45 naive, 100000 fast;\n"
-"                          at most 93 naive, 10000000 fast)\n"
-"      --max-line BYTES    longest request line (default 1024)\n"
-"  -w, --workers N         threads or processes, where the model has them\n"
-"                          (default: online CPUs)\n"
-"      --ports             many: one port per worker, PORT..PORT+N-1\n"
-"      --offload           coro: run fib on a blocking pool, not the worker\n"
-"      --max-conns N       connections beyond N get 'ERR server busy'\n"
-"                          (default 10000)\n"
-"      --idle-timeout SECS close connections silent this long (default 0: never)\n"
-"      --list-models       list the models and exit\n"
-"  -h, --help              this help\n"
-"  -V, --version           print the version\n"
-"\n"
-"SIGTERM or SIGINT: stop accepting, answer what was read, exit 0.\n");
+	fprintf(
+	    f, "usage: fibd [options]\n"
+	       "\n"
+	       "Serves fib/1: send a number N and a newline, get fib(N) and a "
+	       "newline.\n"
+	       "\n"
+	       "  -m, --model NAME        concurrency model (default thread; "
+	       "see --list-models)\n"
+	       "  -l, --listen HOST:PORT  address to listen on (default "
+	       "127.0.0.1:25000;\n"
+	       "                          port 0 picks a free port)\n"
+	       "  -a, --algo naive|fast   naive: the talk's exponential "
+	       "recursion (default)\n"
+	       "                          fast: exact for any n (GMP beyond "
+	       "fib(93))\n"
+	       "      --max-n N           largest n served (default 45 naive, "
+	       "100000 fast;\n"
+	       "                          at most 93 naive, 10000000 fast)\n"
+	       "      --max-line BYTES    longest request line (default 1024)\n"
+	       "  -w, --workers N         threads or processes, where the "
+	       "model has them\n"
+	       "                          (default: online CPUs)\n"
+	       "      --ports             many: one port per worker, "
+	       "PORT..PORT+N-1\n"
+	       "      --offload           coro: run fib on a blocking pool, "
+	       "not the worker\n"
+	       "      --max-conns N       connections beyond N get 'ERR server "
+	       "busy'\n"
+	       "                          (default 10000)\n"
+	       "      --idle-timeout SECS close connections silent this long "
+	       "(default 0: never)\n"
+	       "      --list-models       list the models and exit\n"
+	       "  -h, --help              this help\n"
+	       "  -V, --version           print the version\n"
+	       "\n"
+	       "SIGTERM or SIGINT: stop accepting, answer what was read, exit "
+	       "0.\n");
 }
 
 static void list_models(void)
 {
 	for (const struct model *const *m = model_registry; *m; m++)
 		printf("%-10s %-12s %s\n", (*m)->name,
-		       model_concurrency_name((*m)->concurrency), (*m)->summary);
+		       model_concurrency_name((*m)->concurrency),
+		       (*m)->summary);
 }
 
 enum {
@@ -62,20 +75,20 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"model", required_argument, NULL, 'm'},
-	{"listen", required_argument, NULL, 'l'},
-	{"algo", required_argument, NULL, 'a'},
-	{"max-n", required_argument, NULL, OPT_MAX_N},
-	{"max-line", required_argument, NULL, OPT_MAX_LINE},
-	{"workers", required_argument, NULL, 'w'},
-	{"ports", no_argument, NULL, OPT_PORTS},
-	{"offload", no_argument, NULL, OPT_OFFLOAD},
-	{"max-conns", required_argument, NULL, OPT_MAX_CONNS},
-	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
-	{"list-models", no_argument, NULL, OPT_LIST_MODELS},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"model", required_argument, NULL, 'm'},
+    {"listen", required_argument, NULL, 'l'},
+    {"algo", required_argument, NULL, 'a'},
+    {"max-n", required_argument, NULL, OPT_MAX_N},
+    {"max-line", required_argument, NULL, OPT_MAX_LINE},
+    {"workers", required_argument, NULL, 'w'},
+    {"ports", no_argument, NULL, OPT_PORTS},
+    {"offload", no_argument, NULL, OPT_OFFLOAD},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"list-models", no_argument, NULL, OPT_LIST_MODELS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Applies one option to cfg. Returns 0, 1 to exit 0 at once, or -EINVAL. */

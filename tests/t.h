@@ -17,7 +17,7 @@ extern int t_passed, t_failed;
 void t_check(int ok, const char *file, int line, const char *expr,
 	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define T_CHECK(cond, ...) \
+#define T_CHECK(cond, ...)                                                     \
 	t_check(!!(cond), __FILE__, __LINE__, #cond, " " __VA_ARGS__)
 
 /* Runs fn in a child process with a timeout of secs seconds. */

@@ -87,7 +87,8 @@ int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 		if (tsrv_scan_ports(s) >= nports)
 			return 0;
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			fprintf(stderr, "fibd --model %s exited early\n", model);
+			fprintf(stderr, "fibd --model %s exited early\n",
+				model);
 			s->pid = 0;
 			return -1;
 		}

@@ -62,7 +62,8 @@ static void test_u64_range(void)
 		long len = fib_decimal(FIB_FAST, n, dec, sizeof(dec));
 		dec[len > 0 ? len : 0] = '\0';
 		char *ref = ref_fib(n);
-		T_CHECK(strcmp(dec, ref) == 0, "fib(%u): %s != %s", n, dec, ref);
+		T_CHECK(strcmp(dec, ref) == 0, "fib(%u): %s != %s", n, dec,
+			ref);
 		free(ref);
 		uint64_t t = a + b;
 		a = b;
@@ -81,7 +82,7 @@ static void check_big(unsigned n, size_t digits, const char *head,
 		digits);
 	T_CHECK(strncmp(got, head, strlen(head)) == 0, "fib(%u) head", n);
 	T_CHECK(len >= strlen(tail) &&
-			strcmp(got + len - strlen(tail), tail) == 0,
+		    strcmp(got + len - strlen(tail), tail) == 0,
 		"fib(%u) tail", n);
 	T_CHECK(strcmp(got, ref) == 0, "fib(%u) differs from the reference", n);
 	T_CHECK(fib_digits_bound(n) >= len, "digit bound for %u", n);

@@ -85,11 +85,10 @@ static void case_fast_big(void)
 	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 3) == 3, "%s", cur->name);
 	T_CHECK(strncmp(buf, want, strlen(want)) == 0,
 		"%s: fib(100000) differs", cur->name);
-	T_CHECK(strcmp(buf + strlen(want),
-		       "12200160415121876738\nERR n too large (max 100000)\n") ==
-			0,
-		"%s: after the big reply: %.80s", cur->name,
-		buf + strlen(want));
+	T_CHECK(
+	    strcmp(buf + strlen(want),
+		   "12200160415121876738\nERR n too large (max 100000)\n") == 0,
+	    "%s: after the big reply: %.80s", cur->name, buf + strlen(want));
 	close(fd);
 	stop_ok(&s);
 }
@@ -177,7 +176,7 @@ static void case_line_too_long(void)
 	req[100] = '\n';
 	T_CHECK(t_send(fd, req) == 0);
 	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 1) == 1 &&
-			strcmp(buf, "ERR line too long (max 64 bytes)\n") == 0,
+		    strcmp(buf, "ERR line too long (max 64 bytes)\n") == 0,
 		"%s: got '%s'", cur->name, buf);
 	T_CHECK(t_wait_eof(fd), "%s: connection not closed", cur->name);
 	close(fd);
@@ -249,10 +248,11 @@ static void case_sigterm_inflight(void)
 	fd = tsrv_connect(&s, 0);
 	expect_line(fd, "1\n", "1\n");
 	T_CHECK(t_send(fd, "30\n31\n32\n2\n") == 0);
-	usleep(20000); /* let the server take them; the test does not rely on it */
+	usleep(
+	    20000); /* let the server take them; the test does not rely on it */
 	T_CHECK(tsrv_stop(&s, 30) == 0, "%s: bad exit at stop", cur->name);
 	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 4) == 4 &&
-			strcmp(buf, "832040\n1346269\n2178309\n1\n") == 0,
+		    strcmp(buf, "832040\n1346269\n2178309\n1\n") == 0,
 		"%s: replies lost at stop: '%s'", cur->name, buf);
 	close(fd);
 }
@@ -342,11 +342,11 @@ static void load_models(void)
 	T_CHECK(pclose(p) == 0, "fibd --list-models failed");
 }
 
-#define CASE(fn, secs)                                                \
-	do {                                                          \
-		char name_[96];                                       \
-		snprintf(name_, sizeof(name_), "%s/%s", cur->name, #fn); \
-		t_run(name_, fn, secs);                               \
+#define CASE(fn, secs)                                                         \
+	do {                                                                   \
+		char name_[96];                                                \
+		snprintf(name_, sizeof(name_), "%s/%s", cur->name, #fn);       \
+		t_run(name_, fn, secs);                                        \
 	} while (0)
 
 int main(void)

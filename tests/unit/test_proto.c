@@ -38,15 +38,15 @@ static enum proto_status parse_n(const char *s, size_t len, uint64_t *n)
 	return proto_parse(&lim, guarded(s, len), len, n);
 }
 
-#define PARSE(str, want_st, want_n)                                          \
-	do {                                                                 \
-		uint64_t n_ = 12345;                                         \
-		enum proto_status st_ = parse_n(str, sizeof(str) - 1, &n_);  \
-		T_CHECK(st_ == (want_st), "parse \"%s\": status %d", #str,   \
-			st_);                                                \
-		if ((want_st) == PROTO_OK)                                   \
-			T_CHECK(n_ == (want_n), "parse %s: n=%llu", #str,    \
-				(unsigned long long)n_);                     \
+#define PARSE(str, want_st, want_n)                                            \
+	do {                                                                   \
+		uint64_t n_ = 12345;                                           \
+		enum proto_status st_ = parse_n(str, sizeof(str) - 1, &n_);    \
+		T_CHECK(st_ == (want_st), "parse \"%s\": status %d", #str,     \
+			st_);                                                  \
+		if ((want_st) == PROTO_OK)                                     \
+			T_CHECK(n_ == (want_n), "parse %s: n=%llu", #str,      \
+				(unsigned long long)n_);                       \
 	} while (0)
 
 static void test_parse(void)
@@ -89,8 +89,7 @@ static void test_parse(void)
 	PARSE("18446744073709551616\n", PROTO_TOO_LARGE, 0);
 	PARSE("99999999999999999999999999999999999999\n", PROTO_TOO_LARGE, 0);
 	/* Syntax is judged before size. */
-	PARSE("99999999999999999999999999999999999999x\n", PROTO_NOT_NUMBER,
-	      0);
+	PARSE("99999999999999999999999999999999999999x\n", PROTO_NOT_NUMBER, 0);
 }
 
 static void test_parse_large_limit(void)
@@ -105,9 +104,9 @@ static void test_parse_large_limit(void)
 	PARSE("1844674407370955161\n", PROTO_OK, 1844674407370955161ull);
 }
 
-#define FRAME(str, max, want)                                                 \
-	T_CHECK(proto_frame(guarded(str, sizeof(str) - 1), sizeof(str) - 1,   \
-			    max) == (want),                                   \
+#define FRAME(str, max, want)                                                  \
+	T_CHECK(proto_frame(guarded(str, sizeof(str) - 1), sizeof(str) - 1,    \
+			    max) == (want),                                    \
 		"frame %s max %d", #str, max)
 
 static void test_frame(void)
@@ -123,14 +122,14 @@ static void test_frame(void)
 	FRAME("1\n2345678", 4, 2);
 }
 
-#define ERRTEXT(st, want)                                                   \
-	do {                                                                \
-		struct reply r_;                                            \
-		proto_error_reply(&lim, st, &r_);                           \
-		T_CHECK(r_.len == strlen(want) &&                           \
-				memcmp(r_.text, want, r_.len) == 0,         \
-			"error text for %d: %.*s", st, (int)r_.len, r_.text); \
-		reply_release(&r_);                                         \
+#define ERRTEXT(st, want)                                                      \
+	do {                                                                   \
+		struct reply r_;                                               \
+		proto_error_reply(&lim, st, &r_);                              \
+		T_CHECK(r_.len == strlen(want) &&                              \
+			    memcmp(r_.text, want, r_.len) == 0,                \
+			"error text for %d: %.*s", st, (int)r_.len, r_.text);  \
+		reply_release(&r_);                                            \
 	} while (0)
 
 static void test_errors(void)
