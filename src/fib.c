@@ -25,15 +25,14 @@
 
 static void usage(FILE *f)
 {
+	/* clang-format off */
 	fprintf(f,
-		"usage: fib N...              print fib(N) for each N (exact, "
-		"N <= %d)\n"
-		"       fib --time N...       time naive fib(N); show the "
-		"growth per row\n"
-		"       fib --estimate N      extrapolate naive fib(N)'s time "
-		"from small n\n"
-		"       fib --help | --version\n",
+"usage: fib N...              print fib(N) for each N (exact, N <= %d)\n"
+"       fib --time N...       time naive fib(N); show the growth per row\n"
+"       fib --estimate N      extrapolate naive fib(N)'s time from small n\n"
+"       fib --help | --version\n",
 		FIB_FAST_LIMIT_N);
+	/* clang-format on */
 }
 
 static double now_ns(void)

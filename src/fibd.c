@@ -15,45 +15,37 @@
 #include "core/version.h"
 #include "models/model.h"
 
+/* clang-format off */
+static const char usage_text[] =
+"usage: fibd [options]\n"
+"\n"
+"Serves fib/1: send a number N and a newline, get fib(N) and a newline.\n"
+"\n"
+"  -m, --model NAME        concurrency model (default thread; see --list-models)\n"
+"  -l, --listen HOST:PORT  address to listen on (default 127.0.0.1:25000;\n"
+"                          port 0 picks a free port)\n"
+"  -a, --algo naive|fast   naive: the talk's exponential recursion (default)\n"
+"                          fast: exact for any n (GMP beyond fib(93))\n"
+"      --max-n N           largest n served (default 45 naive, 100000 fast;\n"
+"                          at most 93 naive, 10000000 fast)\n"
+"      --max-line BYTES    longest request line (default 1024)\n"
+"  -w, --workers N         threads or processes, where the model has them\n"
+"                          (default: online CPUs)\n"
+"      --ports             many: one port per worker, PORT..PORT+N-1\n"
+"      --offload           coro: run fib on a blocking pool, not the worker\n"
+"      --max-conns N       connections beyond N get 'ERR server busy'\n"
+"                          (default 10000)\n"
+"      --idle-timeout SECS close connections silent this long (default 0: never)\n"
+"      --list-models       list the models and exit\n"
+"  -h, --help              this help\n"
+"  -V, --version           print the version\n"
+"\n"
+"SIGTERM or SIGINT: stop accepting, answer what was read, exit 0.\n";
+/* clang-format on */
+
 static void usage(FILE *f)
 {
-	fprintf(
-	    f, "usage: fibd [options]\n"
-	       "\n"
-	       "Serves fib/1: send a number N and a newline, get fib(N) and a "
-	       "newline.\n"
-	       "\n"
-	       "  -m, --model NAME        concurrency model (default thread; "
-	       "see --list-models)\n"
-	       "  -l, --listen HOST:PORT  address to listen on (default "
-	       "127.0.0.1:25000;\n"
-	       "                          port 0 picks a free port)\n"
-	       "  -a, --algo naive|fast   naive: the talk's exponential "
-	       "recursion (default)\n"
-	       "                          fast: exact for any n (GMP beyond "
-	       "fib(93))\n"
-	       "      --max-n N           largest n served (default 45 naive, "
-	       "100000 fast;\n"
-	       "                          at most 93 naive, 10000000 fast)\n"
-	       "      --max-line BYTES    longest request line (default 1024)\n"
-	       "  -w, --workers N         threads or processes, where the "
-	       "model has them\n"
-	       "                          (default: online CPUs)\n"
-	       "      --ports             many: one port per worker, "
-	       "PORT..PORT+N-1\n"
-	       "      --offload           coro: run fib on a blocking pool, "
-	       "not the worker\n"
-	       "      --max-conns N       connections beyond N get 'ERR server "
-	       "busy'\n"
-	       "                          (default 10000)\n"
-	       "      --idle-timeout SECS close connections silent this long "
-	       "(default 0: never)\n"
-	       "      --list-models       list the models and exit\n"
-	       "  -h, --help              this help\n"
-	       "  -V, --version           print the version\n"
-	       "\n"
-	       "SIGTERM or SIGINT: stop accepting, answer what was read, exit "
-	       "0.\n");
+	fputs(usage_text, f);
 }
 
 static void list_models(void)
