@@ -16,14 +16,9 @@
 
 #define MAX_MODELS 32
 
-struct model_info {
-	char name[32];
-	char concurrency[16]; /* serial, parallel, per-process */
-};
-
-static struct model_info models[MAX_MODELS];
+static struct tsrv_model models[MAX_MODELS];
 static int nmodels;
-static const struct model_info *cur; /* the model under test */
+static const struct tsrv_model *cur; /* the model under test */
 
 static char buf[1 << 20];
 
@@ -315,43 +310,11 @@ static void case_concurrency(void)
 		conc_overlap(NULL, 1, 0);
 }
 
-static void load_models(void)
-{
-	char cmd[300], line[256];
-	const char *only = getenv("FIBD_MODELS");
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models", tsrv_build_dir());
-	p = popen(cmd, "r");
-	if (!p)
-		return;
-	while (fgets(line, sizeof(line), p) && nmodels < MAX_MODELS) {
-		struct model_info *m = &models[nmodels];
-		if (sscanf(line, "%31s %15s", m->name, m->concurrency) != 2)
-			continue;
-		if (only && *only) {
-			char pat[40];
-			snprintf(pat, sizeof(pat), ",%s,", m->name);
-			char list[256];
-			snprintf(list, sizeof(list), ",%s,", only);
-			if (!strstr(list, pat))
-				continue;
-		}
-		nmodels++;
-	}
-	T_CHECK(pclose(p) == 0, "fibd --list-models failed");
-}
-
-#define CASE(fn, secs)                                                         \
-	do {                                                                   \
-		char name_[96];                                                \
-		snprintf(name_, sizeof(name_), "%s/%s", cur->name, #fn);       \
-		t_run(name_, fn, secs);                                        \
-	} while (0)
+#define CASE(fn, secs) TSRV_CASE(cur, fn, secs)
 
 int main(void)
 {
-	load_models();
+	nmodels = tsrv_list_models(models, MAX_MODELS);
 	T_CHECK(nmodels > 0, "no models listed");
 	for (int i = 0; i < nmodels; i++) {
 		cur = &models[i];
