@@ -79,10 +79,8 @@ static void roundtrip(unsigned workers, unsigned rounds)
 
 int main(int argc, char **argv)
 {
-	static const unsigned naive_n[] = {1,  5,  10, 12, 14,
-					   16, 18, 20, 22, 25};
-	static const unsigned fast_n[] = {93,	 1000,	10000,
-					  20000, 50000, 100000};
+	static const unsigned naive_n[] = {1, 10, 14, 16, 17, 18, 19, 20, 25};
+	static const unsigned fast_n[] = {93, 1000, 2000, 5000, 10000, 100000};
 	unsigned rounds = argc > 1 ? (unsigned)atoi(argv[1]) : 20000;
 	struct proto_limits lim;
 

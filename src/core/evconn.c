@@ -16,8 +16,14 @@ void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 {
 	cfg->lim = lim;
 	cfg->pool = pool;
-	cfg->inline_max_n = lim->algo == FIB_NAIVE ? EVCONN_INLINE_NAIVE_MAX_N
-						   : EVCONN_INLINE_FAST_MAX_N;
+	bool naive = lim->algo == FIB_NAIVE;
+
+	cfg->inline_max_n =
+	    naive ? EVCONN_INLINE_NAIVE_MAX_N : EVCONN_INLINE_FAST_MAX_N;
+	cfg->inline_free_n =
+	    naive ? EVCONN_INLINE_NAIVE_FREE_N : EVCONN_INLINE_FAST_FREE_N;
+	if (cfg->inline_free_n > cfg->inline_max_n)
+		cfg->inline_free_n = cfg->inline_max_n;
 	/* Two per worker keeps every worker busy for one pipelining client,
 	 * yet a second client's job waits behind few of the first's. */
 	cfg->jobs_max = 2 * (workers ? workers : 1);
@@ -33,6 +39,13 @@ void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
 	    .in = BUF_INIT,
 	    .out = BUF_INIT,
 	};
+}
+
+/* OPEN, DRAINING or FAILING: replies are still owed to the client. */
+static bool evconn_answering(const struct evconn *c)
+{
+	return c->state == EVCONN_OPEN || c->state == EVCONN_DRAINING ||
+	       c->state == EVCONN_FAILING;
 }
 
 /* Backpressure: may this connection take one more request now? */
@@ -78,6 +91,19 @@ static struct evconn_slot *evconn_slot_new(struct evconn *c)
 	return s;
 }
 
+/* Is this request cheap enough to answer on the loop, right now? */
+static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
+{
+	const struct evconn_cfg *cfg = c->cfg;
+
+	if (st != PROTO_OK || !cfg->pool || n <= cfg->inline_free_n)
+		return true;
+	if (n > cfg->inline_max_n || !c->budget)
+		return false;
+	c->budget--;
+	return true;
+}
+
 /*
  * Gives one request its reply, in order. Errors and cheap requests are
  * answered here: straight into the output when nothing is ahead of them, or
@@ -87,7 +113,7 @@ static struct evconn_slot *evconn_slot_new(struct evconn *c)
 static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n)
 {
 	const struct evconn_cfg *cfg = c->cfg;
-	bool here = st != PROTO_OK || !cfg->pool || n <= cfg->inline_max_n;
+	bool here = evconn_inline(c, st, n);
 	struct evconn_slot *s;
 	struct reply r;
 
@@ -200,6 +226,7 @@ static void evconn_advance(struct evconn *c)
 {
 	bool capped;
 
+	c->budget = EVCONN_INLINE_BUDGET;
 	do {
 		capped = evconn_parse(c);
 		evconn_pack(c);
@@ -275,7 +302,7 @@ void evconn_on_readable(struct evconn *c)
 
 void evconn_on_writable(struct evconn *c)
 {
-	if (c->state <= EVCONN_FAILING)
+	if (evconn_answering(c))
 		evconn_advance(c);
 }
 
@@ -292,7 +319,7 @@ struct evconn *evconn_job_done(struct tpool_job *job)
 	}
 	s->ready = true;
 	c->held += s->r.len;
-	if (c->state <= EVCONN_FAILING)
+	if (evconn_answering(c))
 		evconn_advance(c);
 	return c;
 }

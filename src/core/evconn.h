@@ -47,21 +47,34 @@
 
 /*
  * Requests at or below these n are computed on the loop: they cost less than
- * the loop's own share of a pool round trip. bench/async_inline measures both
- * (docs/models/async.md has the numbers): naive fib(18) is ~4.5 us and
- * fast fib(5000) ~4 us, while a round trip costs the loop ~9-25 us of CPU
- * and the request ~25-70 us of wall time on 2 cores.
+ * a pool round trip. bench/async_inline measures both (docs/models/async.md
+ * has the numbers): naive fib(18) is ~5-7 us and fast fib(5000) ~4.7 us,
+ * while a round trip costs the loop 2-26 us of CPU and the request 5-70 us
+ * of wall time on these 2 cores.
+ *
+ * Inline work stalls every other connection, so one connection gets at most
+ * EVCONN_INLINE_BUDGET such requests per event (about 0.5 ms); beyond it they
+ * go to the pool, and its jobs cap throttles the pipeline. Requests at or
+ * below the *_FREE_N levels (under 0.5 us) are not counted: a pipeline of
+ * fib(1) stays on the loop, where it is cheapest.
  */
+#ifndef EVCONN_INLINE_NAIVE_MAX_N /* -D...=0 sends fib(1) and up to the pool   \
+				   */
 #define EVCONN_INLINE_NAIVE_MAX_N 18
-#define EVCONN_INLINE_FAST_MAX_N  5000
+#endif
+#define EVCONN_INLINE_FAST_MAX_N   5000
+#define EVCONN_INLINE_NAIVE_FREE_N 12
+#define EVCONN_INLINE_FAST_FREE_N  500
+#define EVCONN_INLINE_BUDGET	   64
 
 /* What every connection of one loop shares; the loop owns it. */
 struct evconn_cfg {
 	const struct proto_limits *lim;
-	struct tpool *pool;    /* NULL: compute everything inline */
-	uint64_t inline_max_n; /* n above this go to the pool */
-	unsigned jobs_max;     /* pool jobs in flight per connection */
-	bool stopping;	       /* a stop began: drop a final partial line */
+	struct tpool *pool;	/* NULL: compute everything inline */
+	uint64_t inline_max_n;	/* n above this go to the pool */
+	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
+	unsigned jobs_max;	/* pool jobs in flight per connection */
+	bool stopping;		/* a stop began: drop a final partial line */
 };
 
 /* Fills in inline_max_n for lim's algorithm and jobs_max from workers. */
@@ -109,6 +122,7 @@ struct evconn {
 	unsigned njobs;			 /* of which in the pool */
 	size_t held;			 /* reply bytes in ready slots */
 	size_t lingered;		 /* bytes dropped in LINGER */
+	unsigned budget; /* inline requests left in this event */
 	bool progress; /* a request arrived or bytes left; the loop clears it */
 
 	/* Owned by the loop: its epoll and timeout bookkeeping. */

@@ -31,10 +31,11 @@
 #include "../core/tpool.h"
 #include "model.h"
 
-#define ASYNC_EVENTS	    64	 /* epoll events taken per wake-up */
-#define ASYNC_ACCEPT_BATCH  64	 /* accepts per listener wake-up: fairness */
-#define ASYNC_STOP_GRACE_MS 5000 /* at a stop, a stuck client gets this long   \
-				  */
+#define ASYNC_EVENTS	   64 /* epoll events taken per wake-up */
+#define ASYNC_ACCEPT_BATCH 64 /* accepts per listener wake-up: fairness */
+#define ASYNC_STOP_GRACE_MS                                                    \
+	5000 /* at a stop, a stuck client gets this long                       \
+	      */
 
 struct async_loop {
 	const struct server_cfg *cfg;

@@ -172,6 +172,37 @@ static void case_order(void)
 	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit status");
 }
 
+/*
+ * A pipeline of requests cheap enough for the loop spills to the pool once
+ * its inline budget is spent; the replies still come back in order.
+ */
+static void case_inline_spill(void)
+{
+	static char req[3 * 2000 + 8];
+	struct tsrv s;
+	int fd, ok = 1;
+	char *p = buf;
+
+	for (int i = 0; i < 2000; i++)
+		memcpy(req + 3 * i, i % 2 ? "17\n" : "18\n", 3);
+	strcpy(req + 3 * 2000, "5\n");
+	if (tsrv_start(&s, "async", NULL, 1)) {
+		T_CHECK(0, "async did not start");
+		return;
+	}
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, req) == 0);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 2001) == 2001);
+	for (int i = 0; i < 2000 && ok; i++, p += strlen(p) + 1) {
+		ok = strncmp(p, i % 2 ? "1597\n" : "2584\n", 5) == 0;
+		p[4] = '\0';
+	}
+	T_CHECK(ok && strcmp(p, "5\n") == 0, "reply order broken near '%.12s'",
+		p);
+	close(fd);
+	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit status");
+}
+
 /* A slowloris never finishes a line; an idle client never sends one. */
 static void case_idle_timeout(void)
 {
@@ -286,6 +317,7 @@ int main(void)
 	T_RUN(case_noread_big, 120);
 	T_RUN(case_noread_then_read, 120);
 	T_RUN(case_order, 60);
+	T_RUN(case_inline_spill, 60);
 	T_RUN(case_idle_timeout, 60);
 	T_RUN(case_max_conns, 60);
 	T_RUN(case_emfile, 60);
