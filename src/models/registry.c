@@ -10,11 +10,13 @@
 extern const struct model model_single;
 extern const struct model model_thread;
 extern const struct model model_many;
+extern const struct model model_async;
 
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
 	&model_many,
+	&model_async,
 	NULL,
 };
 
