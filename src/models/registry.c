@@ -11,12 +11,14 @@
 extern const struct model model_single;
 extern const struct model model_thread;
 extern const struct model model_procpool;
+extern const struct model model_isolate;
 
 const struct model *const model_registry[] = {
-    &model_single,
-    &model_thread,
-    &model_procpool,
-    NULL,
+	&model_single,
+	&model_thread,
+	&model_procpool,
+	&model_isolate,
+	NULL,
 };
 
 const struct model *model_find(const char *name)
