@@ -13,7 +13,7 @@
  *	thread:  read line -> parse -> apply(n) -> write reply -> ...
  *	apply:   take an idle worker -> send n -> read its reply -> give it back
  *	worker:  read n -> fib -> write reply -> ... until its socket closes
- *	keeper:  reap a dead worker -> spawn a new one -> wait for the next
+ *	keeper:  watch the workers' pidfds -> reap the dead -> spawn anew
  *
  * Workers start from a clean image: each is /proc/self/exe exec'd as
  * "fibd --child procpool ALGO MAX_N" with its socket on fd 3, so spawning
@@ -21,7 +21,8 @@
  * runs malloc in a copy of a threaded process.
  *
  * A worker that dies (kill -9) costs the request it was computing an
- * "ERR internal error"; the keeper thread reaps and respawns it, and the
+ * "ERR internal error"; the keeper thread, which sees every exit through a
+ * pidfd, reaps and respawns it at once, even when it died idle, and the
  * server goes on. A request whose send fails never reached a process, so it
  * is retried on another worker. On a stop, the connections finish, then
  * closing the sockets makes the workers exit; a worker also leaves when the
@@ -39,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -138,22 +141,31 @@ static int procpool_child(int argc, char **argv)
 
 /* The pool, as the server sees it. */
 
+/* A worker slot's life; the keeper alone turns DEAD back into IDLE. */
+enum worker_state {
+	WORKER_IDLE, /* its process waits for a request */
+	WORKER_BUSY, /* checked out by a connection thread */
+	WORKER_DEAD, /* exited, broken or never started: to be replaced */
+};
+
 struct pool_worker {
-	pid_t pid;		  /* 0: no process to reap */
-	int fd;			  /* our end of its socketpair; -1: none */
-	struct pool_worker *next; /* on the idle or the dead list */
+	enum worker_state state;
+	bool exited; /* the keeper saw the process exit while it was BUSY */
+	pid_t pid;   /* 0: no process to reap */
+	int fd;	     /* our end of its socketpair; -1: none */
+	int pidfd;   /* readable once the process has exited; -1: none */
 };
 
 struct pool {
-	pthread_mutex_t lock;
-	pthread_cond_t idle_cv;	  /* a worker joined the idle list */
-	pthread_cond_t dead_cv;	  /* one joined the dead list, or closing */
-	struct pool_worker *idle; /* ready for a request */
-	struct pool_worker *dead; /* for the keeper to reap and respawn */
-	bool closing;		  /* the keeper tears the pool down */
+	pthread_mutex_t lock;	/* guards the slots' state and nidle */
+	pthread_cond_t idle_cv; /* a worker became IDLE */
+	unsigned nidle;		/* IDLE slots */
+	int wake_fd;		/* eventfd: a slot went DEAD, or closing */
+	bool closing;		/* the keeper tears the pool down */
 	struct pool_worker *workers;
+	struct pollfd *pfds; /* the keeper's: wake_fd, then each pidfd */
 	unsigned nworkers;
-	struct proto_limits lim;
+	struct proto_limits lim; /* passed on to every worker */
 	pthread_t keeper;
 };
 
@@ -189,11 +201,14 @@ static int pool_spawn(struct pool *p, struct pool_worker *w)
 		return -err;
 	}
 	w->fd = sv[0];
+	w->pidfd =
+	    pidfd_open(w->pid, 0); /* -1 on old kernels: EOF still works */
+	w->exited = false;
 	return 0;
 }
 
 /*
- * Closes our end, sends sig (unless 0) and waits for the process, so no
+ * Closes our ends, sends sig (unless 0) and waits for the process, so no
  * zombie is left. Returns the wait status, or -1 when there was no process.
  */
 static int pool_reap(struct pool_worker *w, int sig)
@@ -202,7 +217,9 @@ static int pool_reap(struct pool_worker *w, int sig)
 
 	if (w->fd >= 0)
 		close(w->fd);
-	w->fd = -1;
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->fd = w->pidfd = -1;
 	if (w->pid <= 0)
 		return -1;
 	if (sig)
@@ -213,96 +230,151 @@ static int pool_reap(struct pool_worker *w, int sig)
 	return status;
 }
 
-/* The keeper's note on a worker that died in service. */
-static void pool_log_death(pid_t pid, int status)
+/* Makes w IDLE and tells a connection thread waiting for one. Lock held. */
+static void pool_make_idle(struct pool *p, struct pool_worker *w)
 {
-	if (WIFSIGNALED(status))
+	w->state = WORKER_IDLE;
+	p->nidle++;
+	pthread_cond_signal(&p->idle_cv);
+}
+
+/* Makes w DEAD and wakes the keeper to replace it. Lock held. */
+static void pool_make_dead(struct pool *p, struct pool_worker *w)
+{
+	uint64_t one = 1;
+
+	w->state = WORKER_DEAD;
+	if (write(p->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter is non-zero already: the keeper wakes anyway. */
+	}
+}
+
+/* Reaps and respawns the DEAD slot w. Lock held, dropped meanwhile. */
+static void pool_replace(struct pool *p, struct pool_worker *w)
+{
+	pid_t pid = w->pid;
+	int status, err;
+
+	pthread_mutex_unlock(&p->lock);
+	status = pool_reap(w, SIGKILL);
+	if (pid > 0 && WIFSIGNALED(status))
 		log_msg("procpool: worker %d died by signal %d; respawning",
 			(int)pid, WTERMSIG(status));
-	else
+	else if (pid > 0)
 		log_msg("procpool: worker %d failed; respawning", (int)pid);
+	err = pool_spawn(p, w);
+	if (err)
+		log_err(err, "procpool: cannot respawn a worker");
+	pthread_mutex_lock(&p->lock);
+	if (!err)
+		pool_make_idle(p, w);
 }
 
-static void pool_push(struct pool_worker **list, struct pool_worker *w)
+/*
+ * Sleeps until a worker exits or a slot goes DEAD, then marks the exited:
+ * an IDLE one goes DEAD at once; a BUSY one is left to its connection
+ * thread, which sees EOF and checks it in. Lock held, dropped meanwhile.
+ */
+static void pool_watch(struct pool *p, int timeout_ms)
 {
-	w->next = *list;
-	*list = w;
+	struct pool_worker *w;
+	uint64_t count;
+
+	p->pfds[0] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		w = &p->workers[i];
+		p->pfds[i + 1] = (struct pollfd){
+		    .fd = w->state == WORKER_DEAD || w->exited ? -1 : w->pidfd,
+		    .events = POLLIN};
+	}
+	pthread_mutex_unlock(&p->lock);
+	poll(p->pfds, p->nworkers + 1, timeout_ms);
+	if (read(p->wake_fd, &count, sizeof(count)) < 0) {
+		/* Nothing to drain. */
+	}
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		w = &p->workers[i];
+		if (!(p->pfds[i + 1].revents & POLLIN))
+			continue;
+		w->exited = true;
+		if (w->state == WORKER_IDLE) {
+			p->nidle--;
+			pool_make_dead(p, w);
+		}
+	}
 }
 
-/* The keeper, on the pool's last day: every worker is idle or dead. */
+/* The keeper, on the pool's last day: every slot is IDLE or DEAD. */
 static void pool_keeper_close(struct pool *p)
 {
 	struct pool_worker *w;
 
-	for (w = p->idle; w; w = w->next) {
-		close(w->fd); /* EOF: the worker exits */
-		w->fd = -1;
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		w = &p->workers[i];
+		if (w->state == WORKER_IDLE && w->fd >= 0) {
+			close(w->fd); /* EOF: the worker exits */
+			w->fd = -1;
+		}
 	}
-	for (w = p->idle; w; w = w->next)
-		pool_reap(w, 0);
-	for (w = p->dead; w; w = w->next)
-		pool_reap(w, SIGKILL);
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		w = &p->workers[i];
+		pool_reap(w, w->state == WORKER_DEAD ? SIGKILL : 0);
+	}
 }
 
 /*
- * The keeper thread reaps and respawns dead workers, so connection threads
- * never wait on a spawn. It outlives the workers it spawns, as
- * PR_SET_PDEATHSIG needs: the "parent" there is the spawning thread.
+ * The keeper thread watches every worker's pidfd, and reaps and respawns
+ * the dead, so connection threads never wait on a spawn. It outlives the
+ * workers it spawns, as PR_SET_PDEATHSIG needs: there, the "parent" is the
+ * thread that spawned.
  */
 static void *pool_keeper(void *arg)
 {
 	struct pool *p = arg;
-	struct pool_worker *w;
-	pid_t pid;
-	int err;
+	bool missing;
 
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		while (!p->dead && !p->closing)
-			pthread_cond_wait(&p->dead_cv, &p->lock);
-		if (p->closing)
-			break;
-		w = p->dead;
-		p->dead = w->next;
-		pthread_mutex_unlock(&p->lock);
-		pid = w->pid;
-		if (pid > 0)
-			pool_log_death(pid, pool_reap(w, SIGKILL));
-		err = pool_spawn(p, w);
-		if (err) {
-			log_err(err, "procpool: cannot respawn a worker");
-			poll(NULL, 0, PROCPOOL_RESPAWN_DELAY_MS);
+	while (!p->closing) {
+		missing = false;
+		for (unsigned i = 0; i < p->nworkers && !p->closing; i++) {
+			if (p->workers[i].state != WORKER_DEAD)
+				continue;
+			pool_replace(p, &p->workers[i]);
+			missing |= p->workers[i].state == WORKER_DEAD;
 		}
-		pthread_mutex_lock(&p->lock);
-		pool_push(err ? &p->dead : &p->idle, w);
-		if (!err)
-			pthread_cond_signal(&p->idle_cv);
+		if (!p->closing)
+			pool_watch(p, missing ? PROCPOOL_RESPAWN_DELAY_MS : -1);
 	}
 	pthread_mutex_unlock(&p->lock);
 	pool_keeper_close(p);
 	return NULL;
 }
 
-/* Takes an idle worker, waiting for one. */
+/* Takes an IDLE worker, waiting for one. */
 static struct pool_worker *pool_checkout(struct pool *p)
 {
-	struct pool_worker *w;
+	struct pool_worker *w = p->workers;
 
 	pthread_mutex_lock(&p->lock);
-	while (!p->idle)
+	while (!p->nidle)
 		pthread_cond_wait(&p->idle_cv, &p->lock);
-	w = p->idle;
-	p->idle = w->next;
+	while (w->state != WORKER_IDLE)
+		w++;
+	w->state = WORKER_BUSY;
+	p->nidle--;
 	pthread_mutex_unlock(&p->lock);
 	return w;
 }
 
-/* Gives w back: to the idle list, or to the keeper when broken is set. */
+/* Gives w back: IDLE, or DEAD for the keeper when it broke or exited. */
 static void pool_checkin(struct pool *p, struct pool_worker *w, bool broken)
 {
 	pthread_mutex_lock(&p->lock);
-	pool_push(broken ? &p->dead : &p->idle, w);
-	pthread_cond_signal(broken ? &p->dead_cv : &p->idle_cv);
+	if (broken || w->exited)
+		pool_make_dead(p, w);
+	else
+		pool_make_idle(p, w);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -361,6 +433,15 @@ static void pool_apply(void *ctx, const struct proto_limits *lim, uint64_t n,
 		proto_error_reply(lim, PROTO_INTERNAL, r);
 }
 
+static void pool_free(struct pool *p)
+{
+	close(p->wake_fd);
+	free(p->pfds);
+	free(p->workers);
+	pthread_cond_destroy(&p->idle_cv);
+	pthread_mutex_destroy(&p->lock);
+}
+
 /* Spawns the first workers and the keeper. Returns 0 or -errno. */
 static int pool_start(struct pool *p, const struct server_cfg *cfg)
 {
@@ -369,17 +450,22 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle_cv, NULL);
-	pthread_cond_init(&p->dead_cv, NULL);
 	p->lim = cfg->limits;
 	p->nworkers = server_workers(cfg);
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->workers = calloc(p->nworkers, sizeof(*p->workers));
-	if (!p->workers)
-		return -ENOMEM;
+	p->pfds = calloc(p->nworkers + 1, sizeof(*p->pfds));
+	if (p->wake_fd < 0 || !p->workers || !p->pfds)
+		goto out_free;
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		p->workers[i].state = WORKER_DEAD; /* until it is spawned */
+		p->workers[i].fd = p->workers[i].pidfd = -1;
+	}
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		err = pool_spawn(p, &p->workers[i]);
 		if (err)
 			goto out_reap;
-		pool_push(&p->idle, &p->workers[i]);
+		pool_make_idle(p, &p->workers[i]);
 	}
 	err = -pthread_create(&p->keeper, NULL, pool_keeper, p);
 	if (err)
@@ -388,25 +474,24 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 
 out_reap:
 	pool_keeper_close(p);
-	free(p->workers);
-	pthread_cond_destroy(&p->dead_cv);
-	pthread_cond_destroy(&p->idle_cv);
-	pthread_mutex_destroy(&p->lock);
+out_free:
+	pool_free(p);
 	return err;
 }
 
 /* Every connection is done: the keeper closes the workers and leaves. */
 static void pool_stop(struct pool *p)
 {
+	uint64_t one = 1;
+
 	pthread_mutex_lock(&p->lock);
 	p->closing = true;
-	pthread_cond_signal(&p->dead_cv);
 	pthread_mutex_unlock(&p->lock);
+	if (write(p->wake_fd, &one, sizeof(one)) < 0) {
+		/* Already non-zero: the keeper wakes anyway. */
+	}
 	pthread_join(p->keeper, NULL);
-	free(p->workers);
-	pthread_cond_destroy(&p->dead_cv);
-	pthread_cond_destroy(&p->idle_cv);
-	pthread_mutex_destroy(&p->lock);
+	pool_free(p);
 }
 
 /* A connection thread: the shared blocking loop, with apply() as compute. */
