@@ -15,6 +15,8 @@
  *	worker:  read n -> fib -> write reply -> ... until its socket closes
  *	keeper:  watch the workers' pidfds -> reap the dead -> spawn anew
  *
+ * Frames are in host byte order: both ends are the same binary.
+ *
  * Workers start from a clean image: each is /proc/self/exe exec'd as
  * "fibd --child procpool ALGO MAX_N" with its socket on fd 3, so spawning
  * one from the threaded server (posix_spawn, a vfork and an exec) never
