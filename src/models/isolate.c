@@ -65,9 +65,9 @@ static int isolate_decode(const struct buf *msg, uint64_t *n)
 /* The worker thread: its own limits, its own buffer, its own replies. */
 static void *isolate_worker(void *arg)
 {
-	struct chan *req = &((struct isolate *)arg)->req;
-	struct chan *rep = &((struct isolate *)arg)->rep;
-	struct proto_limits lim = ((struct isolate *)arg)->lim;
+	struct isolate *iso = arg;
+	struct chan *req = &iso->req, *rep = &iso->rep; /* all it touches */
+	struct proto_limits lim = iso->lim;		/* its own copy */
 	struct buf msg = BUF_INIT;
 	struct reply r;
 	uint64_t n;
