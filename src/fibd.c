@@ -196,6 +196,9 @@ int main(int argc, char **argv)
 	int c, rc, max_n_given = 0;
 
 	log_set_prog("fibd");
+	/* A model's helper process, exec'd by the model (see model.h). */
+	if (argc > 1 && strcmp(argv[1], MODEL_CHILD_ARG) == 0)
+		return model_child_main(argc - 2, argv + 2);
 	server_cfg_default(&cfg);
 	while ((c = getopt_long(argc, argv, "m:l:a:w:hV", long_opts, NULL)) !=
 	       -1) {

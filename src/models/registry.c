@@ -5,18 +5,23 @@
  */
 #include <string.h>
 
+#include "../core/log.h"
 #include "model.h"
 
 extern const struct model model_single;
 extern const struct model model_thread;
-extern const struct model model_many;
+extern const struct model model_procpool;
 extern const struct model model_async;
+extern const struct model model_many;
+extern const struct model model_isolate;
 
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
-	&model_many,
+	&model_procpool,
 	&model_async,
+	&model_many,
+	&model_isolate,
 	NULL,
 };
 
@@ -26,6 +31,17 @@ const struct model *model_find(const char *name)
 		if (strcmp((*m)->name, name) == 0)
 			return *m;
 	return NULL;
+}
+
+int model_child_main(int argc, char **argv)
+{
+	const struct model *m = argc > 0 ? model_find(argv[0]) : NULL;
+
+	if (!m || !m->child) {
+		log_msg("%s: no such helper process", MODEL_CHILD_ARG);
+		return 2;
+	}
+	return m->child(argc, argv);
 }
 
 const char *model_concurrency_name(enum model_concurrency c)
