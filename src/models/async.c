@@ -1,14 +1,15 @@
+/* clang-format off */
 /*
  * async - the talk's async_server: one event loop, connections as tasks,
  * compute handed to a pool, completion waking the loop.
  *
- *	             +-------------------- epoll ---------------------+
- *	listener --> | accept, --max-conns, EMFILE shedding           |
- *	conn fds --> | read -> frame -> cheap? answer inline          |
- *	             |                 else  -> submit to the pool --+-->
- *workers eventfd  --> | reap finished jobs -> fill slot -> write      <--+
- *(fib) stop fd  --> | stop accepting, drain, close                   |
- *	             +------------------------------------------------+
+ *                   +-------------------- epoll ---------------------+
+ *   listener -----> | accept, --max-conns, EMFILE shedding           |
+ *   conn fds -----> | read -> frame -> cheap? answer inline          |
+ *                   |                 else  -> submit to the pool ---+--> workers
+ *   pool eventfd -> | reap finished jobs -> fill slot -> write   <---+--- (fib)
+ *   stop eventfd -> | stop accepting, drain, close                   |
+ *                   +------------------------------------------------+
  *
  * The talk's scheduler parks generator tasks in select() and sends every
  * request through a process pool, waking the loop with a socketpair. Ours
@@ -18,6 +19,7 @@
  *
  * One thread runs this file; the pool's threads run only proto_compute().
  */
+/* clang-format on */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -33,9 +35,8 @@
 
 #define ASYNC_EVENTS	   64 /* epoll events taken per wake-up */
 #define ASYNC_ACCEPT_BATCH 64 /* accepts per listener wake-up: fairness */
-#define ASYNC_STOP_GRACE_MS                                                    \
-	5000 /* at a stop, a stuck client gets this long                       \
-	      */
+/* At a stop, a client that does not read its replies gets this long. */
+#define ASYNC_STOP_GRACE_MS 5000
 
 struct async_loop {
 	const struct server_cfg *cfg;
@@ -202,9 +203,9 @@ static void async_begin_stop(struct async_loop *l)
 	evaccept_close(&l->acc);
 	l->idle.timeout_ms = ASYNC_STOP_GRACE_MS;
 	for (c = l->idle.head; c; c = c->tq_next) {
+		/* The same deadline for all: the queue stays sorted. */
 		if (c->deadline_ms > deadline)
-			c->deadline_ms =
-			    deadline; /* same for all: still sorted */
+			c->deadline_ms = deadline;
 		evconn_stop(c);
 	}
 }

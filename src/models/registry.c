@@ -15,6 +15,7 @@ extern const struct model model_async;
 extern const struct model model_many;
 extern const struct model model_isolate;
 
+/* clang-format off: one model per line */
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
@@ -24,6 +25,7 @@ const struct model *const model_registry[] = {
 	&model_isolate,
 	NULL,
 };
+/* clang-format on */
 
 const struct model *model_find(const char *name)
 {
