@@ -15,7 +15,8 @@ extern const struct model model_async;
 extern const struct model model_many;
 extern const struct model model_isolate;
 
-/* clang-format off: one model per line */
+/* One model per line, the way --list-models shows them. */
+/* clang-format off */
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
