@@ -21,9 +21,24 @@
 /* t.h's T_CHECK wants a message; most checks speak for themselves. */
 #define CHECK(cond) T_CHECK(cond, "%s", "false")
 
-/* Tests run in forked children that _exit(): check for leaks ourselves. */
-static void check_leaks(void)
+/*
+ * t_check() counts in plain ints: coroutines on worker threads report
+ * through an atomic instead, and the test thread checks it at the end.
+ */
+static _Atomic int co_failed;
+#define CO_CHECK(cond)                                                         \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			atomic_fetch_add(&co_failed, 1);                       \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,          \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+
+/* Coroutine failures, then leaks: children _exit(), so LSan would not look. */
+static void check_clean(void)
 {
+	T_CHECK(co_failed == 0, "%d checks failed in coroutines", co_failed);
 #ifdef CORO_ASAN
 	CHECK(__lsan_do_recoverable_leak_check() == 0);
 #endif
@@ -69,19 +84,26 @@ static void pp_b(void *arg)
 	}
 }
 
+/* Spawned from a coroutine, a and b queue up in order on its worker. */
+static void pp_main(void *arg)
+{
+	struct coro *a = coro_spawn(coro_self_rt(), pp_a, arg);
+	struct coro *b = coro_spawn(coro_self_rt(), pp_b, arg);
+
+	coro_join(a);
+	coro_join(b);
+}
+
 static void test_pingpong_order(void)
 {
 	struct coro_rt *rt = rt_new(1);
 	struct pp pp = {.n = 0};
-	struct coro *a = coro_spawn(rt, pp_a, &pp);
-	struct coro *b = coro_spawn(rt, pp_b, &pp);
 
-	coro_join(a);
-	coro_join(b);
+	coro_join(coro_spawn(rt, pp_main, &pp));
 	CHECK(pp.n == 20);
 	T_CHECK(!strcmp(pp.log, "abababababababababab"), "%s", pp.log);
 	coro_rt_free(rt);
-	check_leaks();
+	check_clean();
 }
 
 /* Events across workers: strict alternation, whoever runs where. */
@@ -128,7 +150,7 @@ static void test_event_pingpong(void)
 	coro_join(b);
 	T_CHECK(p.bad == 0, "%d out of turn", p.bad);
 	coro_rt_free(rt);
-	check_leaks();
+	check_clean();
 }
 
 /* ---- 100,000 coroutines, memory bounded by stack reuse ---------------- */
@@ -183,7 +205,7 @@ static void test_many(void)
 		(unsigned long)st.stacks_mapped);
 	T_CHECK(rss1 - rss0 < 64 * 1024, "RSS grew %ld KiB", rss1 - rss0);
 	coro_rt_free(rt);
-	check_leaks();
+	check_clean();
 }
 
 /* ---- stealing: all work starts on one worker -------------------------- */
@@ -206,7 +228,7 @@ static void spawner(void *arg)
 	/* From a coroutine, spawn fills this worker's own queue. */
 	for (i = 0; i < 400; i++) {
 		coro_wg_add(wg, 1);
-		CHECK(coro_go(rt, busy_fn, NULL) == 0);
+		CO_CHECK(coro_go(rt, busy_fn, NULL) == 0);
 		coro_wg_done(wg);
 	}
 }
@@ -229,7 +251,7 @@ static void test_steal(void)
 	CHECK(ws[0].stolen + ws[1].stolen > 0);
 	CHECK(ws[0].runs + ws[1].runs >= 401);
 	coro_rt_free(rt);
-	check_leaks();
+	check_clean();
 }
 
 /* ---- the guard page ---------------------------------------------------- */
@@ -282,7 +304,7 @@ static void test_guard_page(void)
 
 static void sleeper(void *arg)
 {
-	CHECK(coro_sleep(30) == 0);
+	CO_CHECK(coro_sleep(30) == 0);
 	atomic_fetch_add((_Atomic long *)arg, 1);
 }
 
@@ -298,8 +320,8 @@ static void offloader(void *arg)
 {
 	long v = 12;
 
-	CHECK(coro_offload(slow_square, &v) == 0);
-	CHECK(v == 144);
+	CO_CHECK(coro_offload(slow_square, &v) == 0);
+	CO_CHECK(v == 144);
 	atomic_fetch_add((_Atomic long *)arg, 1);
 }
 
@@ -342,7 +364,7 @@ static void test_blocking(void)
 	t0 = 0;
 	CHECK(coro_offload(slow_square, &t0) == 0); /* inline outside */
 	coro_rt_free(rt);
-	check_leaks();
+	check_clean();
 }
 
 int main(void)
