@@ -97,19 +97,34 @@ out_close_epfd:
 	return err;
 }
 
+/* Forgets a registration: its fd was closed, or its runtime is gone. */
+static void pd_reset(struct coro__pd *pd)
+{
+	atomic_store(&pd->rg, SLOT_NIL);
+	atomic_store(&pd->wg, SLOT_NIL);
+	atomic_store(&pd->registered, false);
+	atomic_store(&pd->ref, 0);
+}
+
 void coro__netpoll_destroy(struct coro_rt *rt)
 {
-	unsigned i;
+	struct coro__pd *chunk;
+	unsigned i, j;
 
 	close(rt->evfd);
 	close(rt->epfd);
 	pthread_mutex_lock(&pd_lock);
-	if (--nruntimes == 0) {
-		for (i = 0; i < PD_CHUNKS; i++) {
-			free(atomic_load(&pd_chunks[i]));
+	for (i = 0; i < PD_CHUNKS; i++) {
+		chunk = atomic_load(&pd_chunks[i]);
+		for (j = 0; chunk && j < PD_CHUNK; j++)
+			if (chunk[j].rt == rt)
+				pd_reset(&chunk[j]);
+		if (nruntimes == 1) {
+			free(chunk);
 			atomic_store(&pd_chunks[i], NULL);
 		}
 	}
+	nruntimes--;
 	pthread_mutex_unlock(&pd_lock);
 }
 
@@ -186,10 +201,7 @@ out_unlock:
 static void pd_close_now(struct coro__pd *pd)
 {
 	epoll_ctl(pd->rt->epfd, EPOLL_CTL_DEL, pd->fd, NULL);
-	atomic_store(&pd->rg, SLOT_NIL);
-	atomic_store(&pd->wg, SLOT_NIL);
-	atomic_store(&pd->registered, false);
-	atomic_store(&pd->ref, 0);
+	pd_reset(pd);
 	close(pd->fd); /* last: from now on the number can be reused */
 }
 
@@ -201,6 +213,17 @@ static void pd_release(struct coro__pd *pd)
 	    atomic_compare_exchange_strong(&pd->ref, &closing,
 					   REF_CLOSING | REF_CLOSED))
 		pd_close_now(pd);
+}
+
+static void pd_forget(int fd)
+{
+	struct coro__pd *pd = pd_lookup(fd, false);
+
+	if (pd && atomic_load(&pd->registered)) {
+		pthread_mutex_lock(&pd_lock);
+		pd_reset(pd);
+		pthread_mutex_unlock(&pd_lock);
+	}
 }
 
 /* Enters a call on fd: 0 and *out, or -errno. Pair with pd_release(). */
@@ -376,8 +399,11 @@ int coro_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 		return err;
 	for (;;) {
 		n = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (n >= 0)
+		if (n >= 0) {
+			/* A fresh number: drop what a close(2) left behind. */
+			pd_forget(n);
 			break;
+		}
 		n = -errno;
 		if (n == -EINTR || n == -ECONNABORTED)
 			continue;
