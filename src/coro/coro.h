@@ -22,16 +22,17 @@
  *       \                   /
  *        +-- netpoller: one epoll set, fds registered once (EPOLLET) --+
  *
- * The netpoller has no thread of its own. A worker that finds no work,
- * after a short spin, becomes the poller if nobody else is (it blocks in
- * epoll_wait, with the nearest timer as timeout); the other idle workers
- * park on a futex. Busy workers also poll without blocking when their queue
- * runs dry and every 61 scheduling rounds, so I/O is not starved by a long
- * queue. When the poller wakes up with work it wakes a parked worker, which
- * becomes the next poller (Go's wakep on netpoll); new work for a parked
- * runtime wakes a parked worker or breaks the poller out through an eventfd.
- * The per-fd parking word follows Go's pollDesc (pdReady/pdWait), so a
- * readiness edge that lands between "got EAGAIN" and "parked" is never lost.
+ * The netpoller has no thread of its own. A worker that finds no work
+ * spins briefly, then sleeps in epoll_wait on the one shared epoll set,
+ * with the nearest timer as timeout. All idle workers sleep there, and the
+ * kernel wakes one waiter per event, so the worker woken by a readable fd
+ * runs that fd's coroutine itself: no hand-off between threads on the
+ * request path. Work queued while everyone sleeps rings a doorbell (an
+ * eventfd in the same set), which wakes one sleeper. Busy workers poll
+ * without blocking when their queue runs dry and every 61 scheduling
+ * rounds, so I/O is not starved by a long queue. The per-fd parking word
+ * follows Go's pollDesc (pdReady/pdWait), so a readiness edge that lands
+ * between "got EAGAIN" and "parked" is never lost.
  *
  * There is no preemption: a coroutine runs until it blocks, yields or
  * returns. With N workers, N coroutines computing at once stall everyone
@@ -185,8 +186,8 @@ void coro_wg_wait(struct coro_wg *wg);
 struct coro_worker_stats {
 	uint64_t runs;	 /* coroutine switches into this worker */
 	uint64_t stolen; /* coroutines this worker stole from others */
-	uint64_t polls;	 /* epoll_wait calls made by this worker */
-	uint64_t parks;	 /* times it slept on its futex */
+	uint64_t polls;	 /* non-blocking epoll_wait calls */
+	uint64_t parks;	 /* times it slept in epoll_wait */
 };
 
 struct coro_rt_stats {

@@ -59,6 +59,17 @@ bool coro__slot_wait(_Atomic uintptr_t *slot, bool (*abort)(void *), void *arg);
  * slot's word, so its owner may free it as soon as the waiter returns.
  */
 void coro__slot_unblock(_Atomic uintptr_t *slot, bool ready);
+/* A singly linked batch of coroutines to run (through co->next). */
+struct coro__list {
+	struct coro *head, *tail;
+	unsigned n;
+};
+/*
+ * Unblocks as coro__slot_unblock(), but a parked coroutine is added to
+ * list instead of readied, so a worker can queue a batch at once.
+ */
+void coro__slot_take(_Atomic uintptr_t *slot, bool ready,
+		     struct coro__list *list);
 
 /* A plain thread's blocking wait for pred(arg), woken by thread_notify. */
 void coro__thread_wait(bool (*pred)(void *), void *arg);
@@ -90,12 +101,6 @@ struct coro {
 	void *tsan_fiber;
 };
 
-enum worker_state {
-	W_RUNNING,
-	W_PARKED,  /* asleep on its futex */
-	W_POLLING, /* blocked in epoll_wait */
-};
-
 struct coro__worker {
 	struct coro_rt *rt;
 	unsigned id;
@@ -113,10 +118,7 @@ struct coro__worker {
 	struct coro *head, *tail;
 	_Atomic unsigned len;
 
-	_Alignas(64) _Atomic int state; /* enum worker_state */
-	_Atomic uint32_t futex;
-
-	_Atomic uint64_t runs, stolen, polls, parks;
+	_Alignas(64) _Atomic uint64_t runs, stolen, polls, parks;
 };
 
 /* A stack pool: a bounded freelist of mappings of one size. */
@@ -143,13 +145,13 @@ struct coro_rt {
 	_Atomic bool stopping;
 	_Atomic unsigned long live;
 	_Atomic unsigned rr;
-	_Atomic int nspinning;
+	_Atomic int nspinning; /* workers looking for work */
+	_Atomic int nidle;     /* workers asleep in epoll_wait */
 	struct coro__stacks stacks;
 
 	/* netpoller (netpoll.c) */
 	int epfd, evfd;
-	_Atomic int poll_owner;
-	_Atomic int break_pending;
+	_Atomic int bell_pending; /* evfd rung and not yet drained */
 	_Atomic bool cancelled;
 
 	/* timers (timer.c) */
@@ -189,10 +191,13 @@ void coro__netpoll_destroy(struct coro_rt *rt);
 /* epoll_wait for at most POLL_BATCH events; 0 on EINTR. */
 int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs,
 		       int timeout_ms);
-/* Readies the coroutines waiting on what evs reports. */
-void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n);
-/* Makes a blocked epoll_wait return. */
-void coro__netpoll_break(struct coro_rt *rt);
+/* Collects the coroutines waiting on what evs reports into list. */
+void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
+			 struct coro__list *list);
+/* Rings the doorbell: one worker asleep in epoll_wait wakes up. */
+void coro__netpoll_ring(struct coro_rt *rt);
+/* The same without the "already rung" shortcut (for stopping). */
+void coro__netpoll_ring_force(struct coro_rt *rt);
 
 /* timer.c */
 int64_t coro__now(void);

@@ -69,13 +69,16 @@ static struct coro__pd *pd_lookup(int fd, bool create)
 
 int coro__netpoll_init(struct coro_rt *rt)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
 	int err;
 
 	rt->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (rt->epfd < 0)
 		return -errno;
-	/* Level-triggered, data.ptr NULL: the poller's doorbell. */
+	/*
+	 * The doorbell (data.ptr NULL). Edge-triggered, so that one ring
+	 * wakes one sleeping worker, not all of them.
+	 */
 	rt->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (rt->evfd < 0)
 		goto out_close_epfd;
@@ -136,7 +139,8 @@ int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs,
 	return n < 0 ? 0 : n; /* EINTR: the caller looks around and retries */
 }
 
-void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n)
+void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
+			 struct coro__list *list)
 {
 	uint64_t v;
 	int i;
@@ -146,24 +150,30 @@ void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n)
 		uint32_t e = evs[i].events;
 
 		if (!pd) {
-			/* Drain before re-arming, or a ring could be lost. */
+			/* Drain, then allow the next ring (not the reverse). */
 			(void)!read(rt->evfd, &v, sizeof(v));
-			atomic_store(&rt->break_pending, 0);
+			atomic_store(&rt->bell_pending, 0);
 			continue;
 		}
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-			coro__slot_unblock(&pd->rg, true);
+			coro__slot_take(&pd->rg, true, list);
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-			coro__slot_unblock(&pd->wg, true);
+			coro__slot_take(&pd->wg, true, list);
 	}
 }
 
-void coro__netpoll_break(struct coro_rt *rt)
+void coro__netpoll_ring_force(struct coro_rt *rt)
 {
 	uint64_t one = 1;
 
-	if (!atomic_exchange(&rt->break_pending, 1))
-		(void)!write(rt->evfd, &one, sizeof(one));
+	atomic_store(&rt->bell_pending, 1);
+	(void)!write(rt->evfd, &one, sizeof(one));
+}
+
+void coro__netpoll_ring(struct coro_rt *rt)
+{
+	if (!atomic_load(&rt->bell_pending))
+		coro__netpoll_ring_force(rt);
 }
 
 static int pd_register(struct coro_rt *rt, struct coro__pd *pd)

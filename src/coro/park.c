@@ -76,20 +76,39 @@ bool coro__slot_wait(_Atomic uintptr_t *slot, bool (*abort)(void *), void *arg)
 	return atomic_exchange(slot, SLOT_NIL) == SLOT_READY;
 }
 
-void coro__slot_unblock(_Atomic uintptr_t *slot, bool ready)
+void coro__slot_take(_Atomic uintptr_t *slot, bool ready,
+		     struct coro__list *list)
 {
 	uintptr_t new = ready ? SLOT_READY : SLOT_NIL;
 	uintptr_t old = atomic_load(slot);
+	struct coro *co;
 
 	do {
 		if (old == SLOT_READY || (old == SLOT_NIL && !ready))
 			return;
 	} while (!atomic_compare_exchange_weak(slot, &old, new));
 	/* From here on, the slot's memory may be gone: use only old. */
-	if (old == SLOT_THREAD)
+	if (old == SLOT_THREAD) {
 		coro__thread_notify();
-	else if (old > SLOT_THREAD)
-		coro__ready((struct coro *)old);
+	} else if (old > SLOT_THREAD) {
+		co = (struct coro *)old;
+		co->next = NULL;
+		if (list->tail)
+			list->tail->next = co;
+		else
+			list->head = co;
+		list->tail = co;
+		list->n++;
+	}
+}
+
+void coro__slot_unblock(_Atomic uintptr_t *slot, bool ready)
+{
+	struct coro__list list = {NULL, NULL, 0};
+
+	coro__slot_take(slot, ready, &list);
+	if (list.head)
+		coro__ready(list.head);
 }
 
 void coro_event_signal(struct coro_event *ev)

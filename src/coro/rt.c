@@ -53,12 +53,9 @@ static void workers_stop(struct coro_rt *rt, unsigned n)
 {
 	unsigned i;
 
+	/* One ring wakes one sleeper; each one leaving rings for the next. */
 	atomic_store(&rt->stopping, true);
-	for (i = 0; i < rt->nworkers; i++) {
-		atomic_fetch_add(&rt->workers[i].futex, 1);
-		coro__futex_wake(&rt->workers[i].futex, 1);
-	}
-	coro__netpoll_break(rt);
+	coro__netpoll_ring_force(rt);
 	for (i = 0; i < n; i++)
 		pthread_join(rt->workers[i].thread, NULL);
 }

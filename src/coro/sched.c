@@ -8,10 +8,10 @@
  * coroutine whose registers are still being saved.
  *
  * Idle protocol (a Dekker pair: every access below is seq_cst):
- *   worker:   spin a little; nspinning--; state = PARKED or POLLING;
- *             look at every queue again; sleep (futex or epoll_wait).
- *   producer: push to a queue (len++); if nobody spins, take a PARKED
- *             worker to RUNNING and wake its futex, else break the poller.
+ *   worker:   spin a little; nspinning--; nidle++; look at every queue
+ *             again; sleep in epoll_wait.
+ *   producer: push to a queue (len++); if nobody spins and someone
+ *             sleeps, ring the doorbell, which wakes one sleeper.
  * Either the worker's second look sees the push, or the producer sees the
  * worker asleep. A spinner that finds work and was the last spinner wakes
  * another (Go's resetspinning), so queued work never waits on a sleeper.
@@ -128,25 +128,8 @@ static struct coro *find_work(struct coro__worker *w)
 
 void coro__wake_idle(struct coro_rt *rt)
 {
-	bool polling = false;
-	unsigned i;
-
-	if (atomic_load(&rt->nspinning) > 0)
-		return;
-	for (i = 0; i < rt->nworkers; i++) {
-		struct coro__worker *v = &rt->workers[i];
-		int st = atomic_load(&v->state);
-
-		if (st == W_PARKED &&
-		    atomic_compare_exchange_strong(&v->state, &st, W_RUNNING)) {
-			atomic_fetch_add(&v->futex, 1);
-			coro__futex_wake(&v->futex, 1);
-			return;
-		}
-		polling |= st == W_POLLING;
-	}
-	if (polling)
-		coro__netpoll_break(rt);
+	if (!atomic_load(&rt->nspinning) && atomic_load(&rt->nidle))
+		coro__netpoll_ring(rt);
 }
 
 /* On this worker's queue if we are one of rt's workers (as Go's ready()). */
@@ -166,51 +149,48 @@ void coro__ready(struct coro *co)
 
 /* ---- finding work when the queue is empty ------------------------------ */
 
-static void poll_now(struct coro__worker *w)
+/*
+ * Polls (timeout_ms as epoll_wait) and queues what became runnable here.
+ * This worker runs the first itself; others are woken only for the rest.
+ */
+static void poll_here(struct coro__worker *w, int timeout_ms, bool asleep)
 {
 	struct epoll_event evs[POLL_BATCH];
+	struct coro__list list = {NULL, NULL, 0};
 	struct coro_rt *rt = w->rt;
 	int n;
 
+	n = coro__netpoll_wait(rt, evs, timeout_ms);
+	if (asleep)
+		atomic_fetch_sub(&rt->nidle, 1);
+	coro__netpoll_ready(rt, evs, n, &list);
+	if (list.head) {
+		runq_append(w, list.head, list.tail, list.n);
+		if (atomic_load(&w->len) > 1)
+			coro__wake_idle(rt);
+	}
 	coro__timers_run(rt);
-	if (atomic_load(&rt->poll_owner))
-		return; /* the poller will see the events */
-	atomic_fetch_add_explicit(&w->polls, 1, memory_order_relaxed);
-	n = coro__netpoll_wait(rt, evs, 0);
-	coro__netpoll_ready(rt, evs, n);
 }
 
-/* Sleeps in epoll_wait (if nobody else does) or on the futex. */
+/*
+ * Sleeps in epoll_wait. Every idle worker does, on the same epoll set: the
+ * kernel wakes one waiter per event, so the worker that wakes for an fd runs
+ * its coroutine at once, with no hand-off to another thread. Work queued by
+ * a running worker rings the doorbell (rt->evfd) instead.
+ */
 static struct coro *sleep_idle(struct coro__worker *w)
 {
-	struct epoll_event evs[POLL_BATCH];
 	struct coro_rt *rt = w->rt;
-	bool poller = !atomic_exchange(&rt->poll_owner, 1);
-	uint32_t seq = atomic_load(&w->futex);
 	struct coro *co;
-	int n;
 
-	atomic_store(&w->state, poller ? W_POLLING : W_PARKED);
+	atomic_fetch_add(&rt->nidle, 1);
 	co = find_work(w);
 	if (co || atomic_load(&rt->stopping)) {
-		atomic_store(&w->state, W_RUNNING);
-		if (poller)
-			atomic_store(&rt->poll_owner, 0);
+		atomic_fetch_sub(&rt->nidle, 1);
 		return co;
 	}
-	if (!poller) {
-		atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
-		coro__futex_wait(&w->futex, seq);
-		atomic_store(&w->state, W_RUNNING);
-		return NULL;
-	}
-	atomic_fetch_add_explicit(&w->polls, 1, memory_order_relaxed);
-	n = coro__netpoll_wait(rt, evs, coro__timers_timeout(rt));
-	atomic_store(&w->state, W_RUNNING);
-	atomic_store(&rt->poll_owner, 0);
-	/* Readying wakes a parked worker: it becomes the next poller. */
-	coro__netpoll_ready(rt, evs, n);
-	coro__timers_run(rt);
+	atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
+	poll_here(w, coro__timers_timeout(rt), true);
 	return runq_pop(w);
 }
 
@@ -222,13 +202,17 @@ static struct coro *find_idle(struct coro__worker *w)
 
 	atomic_fetch_add(&rt->nspinning, 1);
 	for (i = 0; i < SPIN_ROUNDS && !co; i++) {
-		if (i == 0 || i == SPIN_ROUNDS - 1)
-			poll_now(w);
+		if (i == 0 || i == SPIN_ROUNDS - 1) {
+			atomic_fetch_add_explicit(&w->polls, 1,
+						  memory_order_relaxed);
+			poll_here(w, 0, false);
+		}
 		co = find_work(w);
 		if (atomic_load(&rt->stopping))
 			break;
 		__builtin_ia32_pause();
 	}
+	/* Go's resetspinning: the last spinner to find work wakes another. */
 	if (atomic_fetch_sub(&rt->nspinning, 1) == 1 && co)
 		coro__wake_idle(rt);
 	return co ? co : sleep_idle(w);
@@ -238,8 +222,10 @@ static struct coro *schedule(struct coro__worker *w)
 {
 	struct coro *co;
 
-	if (++w->tick % POLL_EVERY == 0)
-		poll_now(w);
+	if (++w->tick % POLL_EVERY == 0) {
+		atomic_fetch_add_explicit(&w->polls, 1, memory_order_relaxed);
+		poll_here(w, 0, false);
+	}
 	co = runq_pop(w);
 	return co ? co : find_idle(w);
 }
@@ -252,12 +238,13 @@ static void finish(struct coro *co)
 
 	coro__stack_put(&rt->stacks, co->stack);
 	tsan_destroy(co->tsan_fiber);
+	/* Not live once joinable: a joiner (itself live) sees live drop. */
+	if (atomic_fetch_sub(&rt->live, 1) == 1)
+		coro__thread_notify();
 	if (co->detached)
 		free(co);
 	else
 		coro__slot_unblock(&co->join, true);
-	if (atomic_fetch_sub(&rt->live, 1) == 1)
-		coro__thread_notify();
 }
 
 static void run(struct coro__worker *w, struct coro *co)
@@ -365,6 +352,7 @@ void *coro__worker_main(void *arg)
 		else if (atomic_load(&w->rt->stopping))
 			break;
 	}
+	coro__netpoll_ring_force(w->rt); /* wake the next one to leave */
 	tls_worker = NULL;
 	return NULL;
 }

@@ -2,9 +2,9 @@
  * timer - deadlines for coro_sleep() and timed waits: one binary min-heap
  * per runtime under a mutex.
  *
- * Nobody ticks. The poller sleeps in epoll_wait until the nearest deadline,
- * and busy workers check timer_next (one atomic load) now and then; a new
- * earliest deadline breaks the poller out so that it sleeps less. A timer's
+ * Nobody ticks. Idle workers sleep in epoll_wait until the nearest
+ * deadline, and busy workers check timer_next (one atomic load) now and
+ * then; a new earliest deadline rings a sleeper awake to sleep less. A timer's
  * fire() runs under the lock, so once coro__timer_del() returns the timer
  * is neither in the heap nor firing, and its memory (often a coroutine's
  * stack) may go.
@@ -112,8 +112,8 @@ int coro__timer_add(struct coro_rt *rt, struct coro__timer *t)
 	earliest = rt->heap[0] == t;
 	publish_next(rt);
 	pthread_mutex_unlock(&rt->timer_lock);
-	if (earliest && atomic_load(&rt->poll_owner))
-		coro__netpoll_break(rt);
+	if (earliest && atomic_load(&rt->nidle))
+		coro__netpoll_ring(rt); /* a sleeper recomputes its timeout */
 	return 0;
 }
 
