@@ -12,72 +12,82 @@
 #include "net.h"
 #include "stop.h"
 
+/* One connection being served: who it is, how to move its bytes. */
+struct serve_conn {
+	int fd;
+	const struct server_cfg *cfg;
+	const struct serve_hook *hook;
+	const struct serve_io *io;
+	struct buf in;	/* bytes read, not yet framed */
+	struct buf out; /* replies not yet written */
+};
+
 /* Answers one framed line into r: parse here, compute where the hook says. */
-static void serve_one(const struct server_cfg *cfg,
-		      const struct serve_hook *hook, const char *line,
-		      size_t len, struct reply *r)
+static void serve_one(struct serve_conn *c, const char *line, size_t len,
+		      struct reply *r)
 {
+	const struct proto_limits *lim = &c->cfg->limits;
 	enum proto_status st;
 	uint64_t n;
 
-	st = proto_parse(&cfg->limits, line, len, &n);
+	st = proto_parse(lim, line, len, &n);
 	if (st != PROTO_OK)
-		proto_error_reply(&cfg->limits, st, r);
-	else if (hook && hook->compute)
-		hook->compute(hook->ctx, &cfg->limits, n, r);
+		proto_error_reply(lim, st, r);
+	else if (c->hook && c->hook->compute)
+		c->hook->compute(c->hook->ctx, lim, n, r);
 	else
-		proto_compute(&cfg->limits, n, r);
+		proto_compute(lim, n, r);
 }
 
-static int serve_flush(int fd, struct buf *out)
+static int serve_flush(struct serve_conn *c)
 {
-	int err = net_write_all(fd, buf_head(out), buf_used(out));
+	int err = c->io->write(c->io->ctx, c->fd, buf_head(&c->out),
+			       buf_used(&c->out));
 
-	buf_consume(out, buf_used(out));
+	buf_consume(&c->out, buf_used(&c->out));
 	return err;
 }
 
 /* Queues r on out, writing out first when it is full. Releases r. */
-static int serve_queue(int fd, struct buf *out, struct reply *r)
+static int serve_queue(struct serve_conn *c, struct reply *r)
 {
 	int err = 0;
 
-	if (buf_used(out) + r->len > SERVE_OUT_FLUSH)
-		err = serve_flush(fd, out);
+	if (buf_used(&c->out) + r->len > SERVE_OUT_FLUSH)
+		err = serve_flush(c);
 	if (!err && r->len > SERVE_OUT_FLUSH)
-		err = net_write_all(fd, r->text, r->len);
+		err = c->io->write(c->io->ctx, c->fd, r->text, r->len);
 	else if (!err)
-		err = buf_append(out, r->text, r->len);
+		err = buf_append(&c->out, r->text, r->len);
 	reply_release(r);
 	return err;
 }
 
 /*
- * Answers every complete line in `in`. Returns 0 to keep going, 1 when the
- * connection must close once `out` is written (a line too long), or -errno.
+ * Answers every complete line in the input. Returns 0 to keep going, 1 when
+ * the connection must close once the output is written (a line too long),
+ * or -errno.
  */
-static int serve_lines(int fd, const struct server_cfg *cfg,
-		       const struct serve_hook *hook, struct buf *in,
-		       struct buf *out)
+static int serve_lines(struct serve_conn *c)
 {
 	struct reply r;
 	ssize_t len;
 	int err;
 
 	for (;;) {
-		len = proto_frame(buf_head(in), buf_used(in),
-				  cfg->limits.max_line);
+		len = proto_frame(buf_head(&c->in), buf_used(&c->in),
+				  c->cfg->limits.max_line);
 		if (len == 0)
 			return 0;
 		if (len == PROTO_FRAME_TOO_LONG) {
-			proto_error_reply(&cfg->limits, PROTO_LINE_TOO_LONG,
+			proto_error_reply(&c->cfg->limits, PROTO_LINE_TOO_LONG,
 					  &r);
-			err = serve_queue(fd, out, &r);
+			err = serve_queue(c, &r);
 			return err ? err : 1;
 		}
-		serve_one(cfg, hook, buf_head(in), (size_t)len, &r);
-		buf_consume(in, (size_t)len);
-		err = serve_queue(fd, out, &r);
+		serve_one(c, buf_head(&c->in), (size_t)len, &r);
+		buf_consume(&c->in, (size_t)len);
+		err = serve_queue(c, &r);
 		if (err)
 			return err;
 	}
@@ -88,34 +98,30 @@ static int serve_lines(int fd, const struct server_cfg *cfg,
  * (printf 30 | nc), unless the read side was shut by a stop: then it may be
  * the front half of a longer line, and is dropped.
  */
-static int serve_eof(int fd, const struct server_cfg *cfg,
-		     const struct serve_hook *hook, struct buf *in,
-		     struct buf *out)
+static int serve_eof(struct serve_conn *c)
 {
 	struct reply r;
 
-	if (buf_used(in) && !stop_requested()) {
-		serve_one(cfg, hook, buf_head(in), buf_used(in), &r);
-		buf_consume(in, buf_used(in));
-		return serve_queue(fd, out, &r);
+	if (buf_used(&c->in) && !stop_requested()) {
+		serve_one(c, buf_head(&c->in), buf_used(&c->in), &r);
+		buf_consume(&c->in, buf_used(&c->in));
+		return serve_queue(c, &r);
 	}
 	return 0;
 }
 
-/* read() into in, growing it by one chunk. Returns bytes, 0 at EOF, -errno. */
-static ssize_t serve_read(int fd, struct buf *in)
+/* Reads into the input, growing it by one chunk. Bytes, 0 at EOF, -errno. */
+static ssize_t serve_read(struct serve_conn *c, unsigned timeout_ms)
 {
 	ssize_t n;
-	int err = buf_reserve(in, SERVE_READ_CHUNK);
+	int err = buf_reserve(&c->in, SERVE_READ_CHUNK);
 
 	if (err)
 		return err;
-	do
-		n = read(fd, in->data + in->len, SERVE_READ_CHUNK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	in->len += (size_t)n;
+	n = c->io->read(c->io->ctx, c->fd, c->in.data + c->in.len,
+			SERVE_READ_CHUNK, timeout_ms);
+	if (n > 0)
+		c->in.len += (size_t)n;
 	return n;
 }
 
@@ -125,17 +131,16 @@ static ssize_t serve_read(int fd, struct buf *in)
  * long we send FIN and read (and drop) what the client still sends, for a
  * bounded time and amount, before the caller closes.
  */
-static void serve_linger(int fd)
+static void serve_linger(struct serve_conn *c)
 {
-	struct timeval tv = {.tv_sec = 1};
 	char sink[4096];
 	size_t total = 0;
 	ssize_t n;
 
-	shutdown(fd, SHUT_WR);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	shutdown(c->fd, SHUT_WR);
 	while (total < SERVE_LINGER_MAX) {
-		n = read(fd, sink, sizeof(sink));
+		n = c->io->read(c->io->ctx, c->fd, sink, sizeof(sink),
+				SERVE_LINGER_MS);
 		if (n <= 0)
 			break;
 		total += (size_t)n;
@@ -148,18 +153,6 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * --idle-timeout for a blocking socket: a read or write that waits longer
- * fails with EAGAIN (SO_RCVTIMEO, SO_SNDTIMEO).
- */
-static void serve_set_timeouts(int fd, unsigned ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 /*
@@ -181,41 +174,95 @@ static int serve_check_partial(const struct buf *in, unsigned idle_ms,
 	return 0;
 }
 
-int serve_blocking(int fd, const struct server_cfg *cfg,
-		   const struct serve_hook *hook)
+/* Reads, answers, writes, until EOF, an error, or a line too long. */
+static int serve_loop(struct serve_conn *c)
 {
-	struct buf in = BUF_INIT, out = BUF_INIT;
+	unsigned idle_ms = c->cfg->idle_timeout_ms;
 	uint64_t partial_since = 0;
 	ssize_t n;
 	int err, werr;
 
-	if (cfg->idle_timeout_ms)
-		serve_set_timeouts(fd, cfg->idle_timeout_ms);
 	for (;;) {
-		n = serve_read(fd, &in);
-		if (n < 0) {
-			err = (int)n;
-			break;
-		}
-		if (n == 0)
-			err = serve_eof(fd, cfg, hook, &in, &out);
-		else
-			err = serve_lines(fd, cfg, hook, &in, &out);
-		if (err >= 0 && buf_used(&out)) {
-			werr = serve_flush(fd, &out);
+		n = serve_read(c, idle_ms);
+		if (n < 0)
+			return (int)n;
+		err = n == 0 ? serve_eof(c) : serve_lines(c);
+		if (err >= 0 && buf_used(&c->out)) {
+			werr = serve_flush(c);
 			err = werr ? werr : err;
 		}
 		if (!err && n > 0)
-			err = serve_check_partial(&in, cfg->idle_timeout_ms,
+			err = serve_check_partial(&c->in, idle_ms,
 						  &partial_since);
 		if (err || n == 0)
-			break;
+			return err;
 	}
+}
+
+int serve_conn(int fd, const struct server_cfg *cfg,
+	       const struct serve_hook *hook, const struct serve_io *io)
+{
+	struct serve_conn c = {
+	    .fd = fd,
+	    .cfg = cfg,
+	    .hook = hook,
+	    .io = io,
+	    .in = BUF_INIT,
+	    .out = BUF_INIT,
+	};
+	int err = serve_loop(&c);
+
 	if (err > 0)
-		serve_linger(fd);
-	buf_free(&in);
-	buf_free(&out);
+		serve_linger(&c);
+	buf_free(&c.in);
+	buf_free(&c.out);
 	return err > 0 ? 0 : err;
+}
+
+/*
+ * Blocking sockets: a read or write that waits longer than the timeout
+ * fails with EAGAIN (SO_RCVTIMEO, SO_SNDTIMEO), which ends the connection.
+ */
+static void serve_set_timeouts(int fd, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static ssize_t serve_blocking_read(void *ctx, int fd, void *buf, size_t len,
+				   unsigned timeout_ms)
+{
+	ssize_t n;
+
+	(void)ctx;
+	/* The idle timeout is set once (serve_blocking); the linger's here. */
+	if (timeout_ms == SERVE_LINGER_MS)
+		serve_set_timeouts(fd, timeout_ms);
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static int serve_blocking_write(void *ctx, int fd, const void *buf, size_t len)
+{
+	(void)ctx;
+	return net_write_all(fd, buf, len);
+}
+
+static const struct serve_io serve_io_blocking = {
+    .read = serve_blocking_read,
+    .write = serve_blocking_write,
+};
+
+int serve_blocking(int fd, const struct server_cfg *cfg,
+		   const struct serve_hook *hook)
+{
+	if (cfg->idle_timeout_ms)
+		serve_set_timeouts(fd, cfg->idle_timeout_ms);
+	return serve_conn(fd, cfg, hook, &serve_io_blocking);
 }
 
 int serve_serial(int lfd, const struct server_cfg *cfg)

@@ -14,6 +14,7 @@
 #define FIBD_CORE_SERVE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto.h"
 #include "server.h"
@@ -21,6 +22,7 @@
 #define SERVE_READ_CHUNK 16384	    /* bytes asked of each read() */
 #define SERVE_OUT_FLUSH	 65536	    /* write out once this much is buffered */
 #define SERVE_LINGER_MAX (1u << 20) /* input dropped before a polite close */
+#define SERVE_LINGER_MS	 1000	    /* how long a polite close waits for EOF */
 
 /*
  * Who computes. compute(ctx, n, r) must fill r exactly as proto_compute()
@@ -32,6 +34,26 @@ struct serve_hook {
 			struct reply *r);
 	void *ctx;
 };
+
+/*
+ * How the loop moves bytes: plain blocking calls for threads and processes,
+ * or calls that park a coroutine instead of its thread (the coro model):
+ * the same loop reads the same either way.
+ *
+ * read() returns bytes read, 0 at EOF, or -errno; with timeout_ms > 0 it
+ * fails with -EAGAIN once that long passed with nothing to read.
+ * write() writes all of buf and returns 0, or -errno.
+ */
+struct serve_io {
+	ssize_t (*read)(void *ctx, int fd, void *buf, size_t len,
+			unsigned timeout_ms);
+	int (*write)(void *ctx, int fd, const void *buf, size_t len);
+	void *ctx;
+};
+
+/* serve_blocking() over the given I/O calls. */
+int serve_conn(int fd, const struct server_cfg *cfg,
+	       const struct serve_hook *hook, const struct serve_io *io);
 
 /*
  * Serves one connection until the client closes its side (every reply is
