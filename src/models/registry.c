@@ -14,6 +14,7 @@ extern const struct model model_procpool;
 extern const struct model model_async;
 extern const struct model model_many;
 extern const struct model model_isolate;
+extern const struct model model_coro;
 extern const struct model model_reactor;
 
 /* One model per line, the way --list-models shows them. */
@@ -25,6 +26,7 @@ const struct model *const model_registry[] = {
 	&model_async,
 	&model_many,
 	&model_isolate,
+	&model_coro,
 	&model_reactor,
 	NULL,
 };

@@ -1,0 +1,240 @@
+/*
+ * coro - the talk's Go server: one goroutine per connection, written in
+ * plain blocking style, on an M:N runtime (src/coro/).
+ *
+ *	accept coroutine:  coro_accept -> coro_go(conn) -> coro_accept ...
+ *	conn coroutine:    read line -> fib -> write reply -> ...
+ *	                   (serve_conn(), the very loop the thread model runs,
+ *	                    with reads and writes that park the coroutine)
+ *
+ *	worker 0 .. N-1 (threads): run queues, stealing, one shared epoll
+ *
+ * A read with nothing to read parks the coroutine, not its thread: the
+ * worker runs another one, and epoll readiness makes the parked one
+ * runnable again. So the code reads like thread.c, and a connection costs
+ * a 256 KiB stack mapping (touched only as deep as it goes) instead of a
+ * thread.
+ *
+ * fib runs on the coroutine itself, as Go runs it on the goroutine: the
+ * worker thread is busy meanwhile, and the other workers keep serving.
+ * There is no preemption, so with N workers, N concurrent fib(45) stall
+ * every other connection until one finishes. --offload hands each fib to
+ * the runtime's blocking pool instead (as Go hands blocking syscalls to
+ * extra threads), which keeps the workers free at the price of a hand-off
+ * per request.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "../coro/coro.h"
+#include "../core/log.h"
+#include "../core/serve.h"
+#include "../core/stop.h"
+#include "model.h"
+
+/*
+ * GMP keeps its temporaries on the stack (alloca) below a size limit, and
+ * fast fib(100000) goes deep: 256 KiB of address space per coroutine, of
+ * which a connection touches a few pages.
+ */
+#define CORO_STACK_SIZE (256 * 1024)
+/* At a stop, connections get this long to finish before I/O is cancelled. */
+#define CORO_STOP_GRACE_MS 5000
+
+struct coro_server {
+	const struct server_cfg *cfg;
+	struct coro_rt *rt;
+	int lfd;
+	atomic_uint nconns; /* for --max-conns */
+};
+
+/* serve_io over coroutine I/O: a wait parks the coroutine, not the thread. */
+static ssize_t coro_io_read(void *ctx, int fd, void *buf, size_t len,
+			    unsigned timeout_ms)
+{
+	ssize_t n;
+	int err;
+
+	(void)ctx;
+	if (!timeout_ms)
+		return coro_read(fd, buf, len);
+	for (;;) {
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		err = coro_wait_readable(fd, (int)timeout_ms);
+		if (err)
+			return err == -ETIMEDOUT ? -EAGAIN : err;
+	}
+}
+
+static int coro_io_write(void *ctx, int fd, const void *buf, size_t len)
+{
+	ssize_t n = coro_write(fd, buf, len);
+
+	(void)ctx;
+	return n < 0 ? (int)n : 0;
+}
+
+static const struct serve_io coro_io = {
+    .read = coro_io_read,
+    .write = coro_io_write,
+};
+
+/* --offload: fib on the runtime's blocking pool, the coroutine parked. */
+struct coro_job {
+	const struct proto_limits *lim;
+	uint64_t n;
+	struct reply *r;
+};
+
+static void coro_job_run(void *arg)
+{
+	struct coro_job *job = arg;
+
+	proto_compute(job->lim, job->n, job->r);
+}
+
+static void coro_offload_compute(void *ctx, const struct proto_limits *lim,
+				 uint64_t n, struct reply *r)
+{
+	struct coro_job job = {.lim = lim, .n = n, .r = r};
+
+	(void)ctx;
+	coro_offload(coro_job_run, &job);
+}
+
+static const struct serve_hook coro_offload_hook = {
+    .compute = coro_offload_compute,
+};
+
+struct coro_conn {
+	struct coro_server *srv;
+	int fd;
+};
+
+/* One goroutine per connection. */
+static void coro_conn_main(void *arg)
+{
+	struct coro_conn *c = arg;
+	struct coro_server *srv = c->srv;
+	int fd = c->fd;
+
+	free(c);
+	serve_conn(fd, srv->cfg, srv->cfg->offload ? &coro_offload_hook : NULL,
+		   &coro_io);
+	serve_untrack(fd);
+	coro_close(fd);
+	atomic_fetch_sub(&srv->nconns, 1);
+}
+
+/* Starts a goroutine for fd. Returns 0 or -ENOMEM. */
+static int coro_start_conn(struct coro_server *srv, int fd)
+{
+	struct coro_conn *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	*c = (struct coro_conn){.srv = srv, .fd = fd};
+	atomic_fetch_add(&srv->nconns, 1);
+	serve_track(fd);
+	if (coro_go(srv->rt, coro_conn_main, c) == 0)
+		return 0;
+	serve_untrack(fd);
+	atomic_fetch_sub(&srv->nconns, 1);
+	free(c);
+	return -ENOMEM;
+}
+
+/* Too many connections or no memory: say so and close, never die. */
+static void coro_reject(struct coro_server *srv, int fd)
+{
+	struct reply r;
+
+	proto_error_reply(&srv->cfg->limits, PROTO_BUSY, &r);
+	send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	reply_release(&r);
+	coro_close(fd);
+}
+
+static void coro_accept_main(void *arg)
+{
+	struct coro_server *srv = arg;
+	int fd;
+
+	for (;;) {
+		fd = coro_accept(srv->lfd, NULL, NULL);
+		if (fd == -EMFILE || fd == -ENFILE) {
+			coro_sleep(
+			    10); /* descriptors free up as clients leave */
+			continue;
+		}
+		if (fd < 0)
+			break; /* the stop closed the listener */
+		net_nodelay(fd);
+		if (atomic_load(&srv->nconns) >= srv->cfg->max_conns ||
+		    coro_start_conn(srv, fd) < 0)
+			coro_reject(srv, fd);
+	}
+}
+
+/*
+ * Waits for SIGTERM/SIGINT, then: close the listener (the accept coroutine
+ * wakes with -EBADF), shut every connection's read side (each answers what
+ * it has read and leaves), and after a grace period cancel what is still
+ * blocked (a client that never reads its replies).
+ */
+static void coro_stopper_main(void *arg)
+{
+	struct coro_server *srv = arg;
+	unsigned waited = 0;
+
+	coro_wait_readable(stop_eventfd(), -1);
+	coro_close(srv->lfd);
+	serve_stop_all();
+	while (serve_tracked() && waited < CORO_STOP_GRACE_MS) {
+		coro_sleep(20);
+		waited += 20;
+	}
+	coro_rt_cancel_io(srv->rt);
+}
+
+static int coro_run(const struct server_cfg *cfg)
+{
+	struct coro_rt_opts opts = {
+	    .workers = server_workers(cfg),
+	    .stack_size = CORO_STACK_SIZE,
+	};
+	struct coro_server srv = {.cfg = cfg};
+
+	srv.lfd = server_listen(cfg, cfg->port, NET_NONBLOCK);
+	if (srv.lfd < 0)
+		return srv.lfd;
+	srv.rt = coro_rt_new(&opts);
+	if (!srv.rt) {
+		int err = -errno;
+		coro_close(srv.lfd);
+		return err;
+	}
+	if (coro_go(srv.rt, coro_accept_main, &srv) ||
+	    coro_go(srv.rt, coro_stopper_main, &srv)) {
+		log_msg("coro: cannot start the server's coroutines");
+		coro_close(srv.lfd); /* ends the accept loop if it runs */
+		coro_rt_cancel_io(srv.rt);
+	}
+	coro_rt_free(srv.rt); /* returns when every coroutine has finished */
+	return 0;
+}
+
+const struct model model_coro = {
+    .name = "coro",
+    .summary = "a coroutine per connection on an M:N runtime (Go's model)",
+    .concurrency = MODEL_PARALLEL,
+    .run = coro_run,
+};
