@@ -94,6 +94,24 @@ test: all $(TESTS)
 bench: all
 	@bench/run $(ARGS)
 
+# libFuzzer on the request path (clang + libfuzzer-14-dev). FUZZ_SECONDS sets
+# the run; new inputs land in build/fuzz/corpus, crashes in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SRC := fuzz/fuzz_proto.c tests/lib/proto_check.c src/core/proto.c \
+	    src/core/fib.c
+build/fuzz/fuzz_proto: $(FUZZ_SRC) $(wildcard src/core/*.h)
+	@FIBD_DEPS_EXTRA="clang libfuzzer-14-dev" scripts/deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -g -O1 $(WARN) \
+		-fsanitize=fuzzer,address,undefined -o $@ $(FUZZ_SRC) -lgmp
+
+fuzz: build/fuzz/fuzz_proto
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_proto -max_total_time=$(FUZZ_SECONDS) \
+		-print_final_stats=1 -artifact_prefix=build/fuzz/ \
+		build/fuzz/corpus fuzz/corpus
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -25,12 +25,14 @@
 
 static void usage(FILE *f)
 {
+	/* clang-format off */
 	fprintf(f,
 "usage: fib N...              print fib(N) for each N (exact, N <= %d)\n"
 "       fib --time N...       time naive fib(N); show the growth per row\n"
 "       fib --estimate N      extrapolate naive fib(N)'s time from small n\n"
 "       fib --help | --version\n",
 		FIB_FAST_LIMIT_N);
+	/* clang-format on */
 }
 
 static double now_ns(void)
@@ -48,7 +50,8 @@ static double time_naive(unsigned n, uint64_t *value)
 	unsigned long reps = 1;
 	double start, elapsed;
 
-	/* Double the batch until it is long enough to dwarf the clock's cost. */
+	/* Double the batch until it is long enough to dwarf the clock's cost.
+	 */
 	for (;;) {
 		start = now_ns();
 		for (unsigned long i = 0; i < reps; i++)
@@ -165,11 +168,11 @@ static int cmd_values(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"time", no_argument, NULL, 't'},
-		{"estimate", required_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"time", no_argument, NULL, 't'},
+	    {"estimate", required_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c, timing = 0;
 

@@ -15,9 +15,8 @@
 #include "core/version.h"
 #include "models/model.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
+/* clang-format off */
+static const char usage_text[] =
 "usage: fibd [options]\n"
 "\n"
 "Serves fib/1: send a number N and a newline, get fib(N) and a newline.\n"
@@ -41,14 +40,20 @@ static void usage(FILE *f)
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
 "\n"
-"SIGTERM or SIGINT: stop accepting, answer what was read, exit 0.\n");
+"SIGTERM or SIGINT: stop accepting, answer what was read, exit 0.\n";
+/* clang-format on */
+
+static void usage(FILE *f)
+{
+	fputs(usage_text, f);
 }
 
 static void list_models(void)
 {
 	for (const struct model *const *m = model_registry; *m; m++)
 		printf("%-10s %-12s %s\n", (*m)->name,
-		       model_concurrency_name((*m)->concurrency), (*m)->summary);
+		       model_concurrency_name((*m)->concurrency),
+		       (*m)->summary);
 }
 
 enum {
@@ -62,20 +67,20 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"model", required_argument, NULL, 'm'},
-	{"listen", required_argument, NULL, 'l'},
-	{"algo", required_argument, NULL, 'a'},
-	{"max-n", required_argument, NULL, OPT_MAX_N},
-	{"max-line", required_argument, NULL, OPT_MAX_LINE},
-	{"workers", required_argument, NULL, 'w'},
-	{"ports", no_argument, NULL, OPT_PORTS},
-	{"offload", no_argument, NULL, OPT_OFFLOAD},
-	{"max-conns", required_argument, NULL, OPT_MAX_CONNS},
-	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
-	{"list-models", no_argument, NULL, OPT_LIST_MODELS},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"model", required_argument, NULL, 'm'},
+    {"listen", required_argument, NULL, 'l'},
+    {"algo", required_argument, NULL, 'a'},
+    {"max-n", required_argument, NULL, OPT_MAX_N},
+    {"max-line", required_argument, NULL, OPT_MAX_LINE},
+    {"workers", required_argument, NULL, 'w'},
+    {"ports", no_argument, NULL, OPT_PORTS},
+    {"offload", no_argument, NULL, OPT_OFFLOAD},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"list-models", no_argument, NULL, OPT_LIST_MODELS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Applies one option to cfg. Returns 0, 1 to exit 0 at once, or -EINVAL. */

@@ -17,8 +17,8 @@ extern int t_passed, t_failed;
 void t_check(int ok, const char *file, int line, const char *expr,
 	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define T_CHECK(cond, ...) \
-	t_check(!!(cond), __FILE__, __LINE__, #cond, "" __VA_ARGS__)
+#define T_CHECK(cond, ...)                                                     \
+	t_check(!!(cond), __FILE__, __LINE__, #cond, " " __VA_ARGS__)
 
 /* Runs fn in a child process with a timeout of secs seconds. */
 void t_run(const char *name, void (*fn)(void), unsigned secs);

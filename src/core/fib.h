@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest n whose fib fits in a uint64_t: fib(93) = 12200160415121876738. */
+/* The largest n whose fib fits in a uint64_t: fib(93) = 12200160415121876738.
+ */
 #define FIB_U64_MAX_N 93
 
 enum fib_algo {
@@ -27,7 +28,7 @@ enum fib_algo {
 
 /* Default --max-n per algorithm: naive fib(45) is about 1.5 s of CPU here. */
 #define FIB_NAIVE_DEFAULT_MAX_N 45
-#define FIB_FAST_DEFAULT_MAX_N 100000
+#define FIB_FAST_DEFAULT_MAX_N	100000
 /* The hard ceiling for --max-n with --algo fast: fib(10^7) has 2.1e6 digits. */
 #define FIB_FAST_LIMIT_N 10000000
 

@@ -15,6 +15,6 @@ void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* log_msg() plus ": <strerror(-err)>". err is a negative errno. */
 void log_err(int err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

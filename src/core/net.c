@@ -95,7 +95,7 @@ int net_listen(const char *host, uint16_t port, int flags, int backlog)
 		goto out_close_fd;
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		goto out_close_fd;
-	if (listen(fd, backlog) < 0)
+	if (!(flags & NET_BIND_ONLY) && listen(fd, backlog) < 0)
 		goto out_close_fd;
 	return fd;
 

@@ -15,8 +15,9 @@
 #define NET_HOST_MAX 64
 
 /* Flags for net_listen(). */
-#define NET_NONBLOCK 0x1  /* the listening socket is non-blocking */
+#define NET_NONBLOCK  0x1 /* the listening socket is non-blocking */
 #define NET_REUSEPORT 0x2 /* SO_REUSEPORT: several listeners share a port */
+#define NET_BIND_ONLY 0x4 /* bind but do not listen: reserves a port */
 
 /*
  * Splits "HOST:PORT", "[V6]:PORT" or ":PORT" (host 127.0.0.1) into parts.

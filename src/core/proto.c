@@ -69,7 +69,7 @@ enum proto_status proto_parse(const struct proto_limits *lim, const char *line,
 		return PROTO_EMPTY;
 	if (line[0] == '-')
 		return all_digits(line + 1, len - 1) ? PROTO_NEGATIVE
-						      : PROTO_NOT_NUMBER;
+						     : PROTO_NOT_NUMBER;
 	if (line[0] == '+') {
 		line++;
 		len--;

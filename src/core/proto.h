@@ -32,7 +32,7 @@
 struct proto_limits {
 	enum fib_algo algo; /* how fib is computed */
 	uint64_t max_n;	    /* larger n get "ERR n too large (max M)" */
-	size_t max_line;    /* longer lines get "ERR line too long", then close */
+	size_t max_line; /* longer lines get "ERR line too long", then close */
 };
 
 /* Fills in the defaults: naive, max_n 45, max_line 1024. */
@@ -49,8 +49,8 @@ enum proto_status {
 	PROTO_NEGATIVE,	     /* '-' then digits: "ERR negative n" */
 	PROTO_TOO_LARGE,     /* n > max_n: "ERR n too large (max M)" */
 	PROTO_LINE_TOO_LONG, /* no '\n' within max_line: then close */
-	PROTO_INTERNAL,	     /* the server failed (out of memory, a dead worker) */
-	PROTO_BUSY,	     /* the server is at --max-conns: then close */
+	PROTO_INTERNAL, /* the server failed (out of memory, a dead worker) */
+	PROTO_BUSY,	/* the server is at --max-conns: then close */
 };
 
 /*

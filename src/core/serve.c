@@ -69,7 +69,8 @@ static int serve_lines(int fd, const struct server_cfg *cfg,
 		if (len == 0)
 			return 0;
 		if (len == PROTO_FRAME_TOO_LONG) {
-			proto_error_reply(&cfg->limits, PROTO_LINE_TOO_LONG, &r);
+			proto_error_reply(&cfg->limits, PROTO_LINE_TOO_LONG,
+					  &r);
 			err = serve_queue(fd, out, &r);
 			return err ? err : 1;
 		}
@@ -169,6 +170,22 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
 	buf_free(&in);
 	buf_free(&out);
 	return err > 0 ? 0 : err;
+}
+
+int serve_serial(int lfd, const struct server_cfg *cfg)
+{
+	int fd, slot;
+
+	while (!stop_requested()) {
+		fd = server_accept(lfd, 0);
+		if (fd < 0)
+			break;
+		slot = stop_watch(fd);
+		serve_blocking(fd, cfg, NULL);
+		stop_unwatch(slot);
+		close(fd);
+	}
+	return 0;
 }
 
 /* The registry of live blocking connections. */

@@ -18,8 +18,8 @@
 #include "proto.h"
 #include "server.h"
 
-#define SERVE_READ_CHUNK 16384	/* bytes asked of each read() */
-#define SERVE_OUT_FLUSH 65536	/* write out once this much is buffered */
+#define SERVE_READ_CHUNK 16384	    /* bytes asked of each read() */
+#define SERVE_OUT_FLUSH	 65536	    /* write out once this much is buffered */
 #define SERVE_LINGER_MAX (1u << 20) /* input dropped before a polite close */
 
 /*
@@ -41,6 +41,14 @@ struct serve_hook {
  */
 int serve_blocking(int fd, const struct server_cfg *cfg,
 		   const struct serve_hook *hook);
+
+/*
+ * The one_server loop: accept a client, serve it to the end, accept the
+ * next, until a stop. Single-threaded: the client being served is watched
+ * (stop_watch()) so that a stop wakes its read. Used by single and by each
+ * process of many. Returns 0.
+ */
+int serve_serial(int lfd, const struct server_cfg *cfg);
 
 /*
  * The registry. serve_track() adds a connection; once a stop has begun it

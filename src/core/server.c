@@ -30,10 +30,18 @@ unsigned server_workers(const struct server_cfg *cfg)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+void server_announce(const struct server_cfg *cfg, int port)
+{
+	int v6 = strchr(cfg->host, ':') != NULL;
+
+	log_msg("listening on %s%s%s:%d (model %s, algo %s)", v6 ? "[" : "",
+		cfg->host, v6 ? "]" : "", port, cfg->model_name,
+		fib_algo_name(cfg->limits.algo));
+}
+
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)
 {
 	int fd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
-	int bound;
 	int v6 = strchr(cfg->host, ':') != NULL;
 
 	if (fd < 0) {
@@ -41,10 +49,7 @@ int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)
 			cfg->host, v6 ? "]" : "", port);
 		return fd;
 	}
-	bound = net_local_port(fd);
-	log_msg("listening on %s%s%s:%d (model %s, algo %s)", v6 ? "[" : "",
-		cfg->host, v6 ? "]" : "", bound, cfg->model_name,
-		fib_algo_name(cfg->limits.algo));
+	server_announce(cfg, net_local_port(fd));
 	return fd;
 }
 
@@ -106,7 +111,8 @@ void server_reject_busy(int fd, const struct server_cfg *cfg)
 
 	proto_error_reply(&cfg->limits, PROTO_BUSY, &r);
 	if (send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		/* The client is gone or not reading: it is closed either way. */
+		/* The client is gone or not reading: it is closed either way.
+		 */
 	}
 	reply_release(&r);
 	close(fd);

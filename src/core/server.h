@@ -11,10 +11,10 @@
 #include "net.h"
 #include "proto.h"
 
-#define SERVER_DEFAULT_HOST "127.0.0.1"
-#define SERVER_DEFAULT_PORT 25000 /* the talk's port */
+#define SERVER_DEFAULT_HOST	 "127.0.0.1"
+#define SERVER_DEFAULT_PORT	 25000 /* the talk's port */
 #define SERVER_DEFAULT_MAX_CONNS 10000
-#define SERVER_BACKLOG 1024
+#define SERVER_BACKLOG		 1024
 
 /* Everything fibd's command line decides; read-only once a model runs. */
 struct server_cfg {
@@ -22,11 +22,12 @@ struct server_cfg {
 	char host[NET_HOST_MAX]; /* address to bind */
 	uint16_t port;		 /* 0: pick a free port */
 	struct proto_limits limits;
-	unsigned workers;	   /* threads/processes; 0 = online CPUs */
-	bool ports;		   /* many: one port per worker (P, P+1...) */
-	bool offload;		   /* coro: run fib on a blocking pool */
-	unsigned max_conns;	   /* beyond it: "ERR server busy", close */
-	unsigned idle_timeout_ms;  /* close connections silent this long; 0 = never */
+	unsigned workers;   /* threads/processes; 0 = online CPUs */
+	bool ports;	    /* many: one port per worker (P, P+1...) */
+	bool offload;	    /* coro: run fib on a blocking pool */
+	unsigned max_conns; /* beyond it: "ERR server busy", close */
+	unsigned
+	    idle_timeout_ms; /* close connections silent this long; 0 = never */
 };
 
 /* The defaults, as fibd --help documents them. */
@@ -42,6 +43,9 @@ unsigned server_workers(const struct server_cfg *cfg);
  * (after logging why).
  */
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
+
+/* Prints the "listening on" line for port (when the listener is elsewhere). */
+void server_announce(const struct server_cfg *cfg, int port);
 
 /*
  * accept4() for a blocking accept loop. Retries EINTR (unless a stop was

@@ -57,6 +57,20 @@ int stop_install(void)
 	return 0;
 }
 
+int stop_after_fork(void)
+{
+	int fd = eventfd(stop_requested(), EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	if (stop_efd >= 0)
+		close(stop_efd);
+	stop_efd = fd;
+	for (int i = 0; i < STOP_WATCH_MAX; i++)
+		atomic_store(&stop_watched[i], -1);
+	return 0;
+}
+
 bool stop_requested(void)
 {
 	return atomic_load(&stop_flag);

@@ -22,6 +22,13 @@
  */
 int stop_install(void);
 
+/*
+ * In a child after fork(): gives the child an eventfd of its own (the
+ * parent's is shared across fork) and forgets the parent's watches.
+ * Returns 0 or -errno.
+ */
+int stop_after_fork(void);
+
 /* True once SIGTERM or SIGINT arrived (or stop_request() was called). */
 bool stop_requested(void);
 

@@ -12,7 +12,8 @@
 
 #include "../core/server.h"
 
-/* How a model serves clients at once; the behaviour suite tests exactly this. */
+/* How a model serves clients at once; the behaviour suite tests exactly this.
+ */
 enum model_concurrency {
 	MODEL_SERIAL,	   /* one client at a time: the others wait */
 	MODEL_PARALLEL,	   /* any client is served while another computes */

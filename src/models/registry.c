@@ -9,10 +9,12 @@
 
 extern const struct model model_single;
 extern const struct model model_thread;
+extern const struct model model_many;
 
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
+	&model_many,
 	NULL,
 };
 

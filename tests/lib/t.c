@@ -24,8 +24,9 @@ void t_check(int ok, const char *file, int line, const char *expr,
 	}
 	t_failed++;
 	fprintf(stderr, "FAIL %s:%d: %s", file, line, expr);
-	if (fmt[0]) {
-		fputs(": ", stderr);
+	/* fmt starts with a space that T_CHECK adds to keep it non-empty. */
+	if (fmt[0] && fmt[1]) {
+		fputc(':', stderr);
 		va_start(ap, fmt);
 		vfprintf(stderr, fmt, ap);
 		va_end(ap);

@@ -1,0 +1,215 @@
+#include "tsrv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fib.h"
+#include "core/net.h"
+
+const char *tsrv_build_dir(void)
+{
+	const char *b = getenv("FIBD_BUILD");
+
+	return b && *b ? b : "build";
+}
+
+static void tsrv_exec(const char *model, const char *const *args, int logfd)
+{
+	char path[256];
+	const char *argv[64];
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/fibd", tsrv_build_dir());
+	argv[n++] = path;
+	argv[n++] = "--model";
+	argv[n++] = model;
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	for (int i = 0; args && args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	dup2(logfd, STDERR_FILENO);
+	execv(path, (char *const *)argv);
+	fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+/* Reads the ports announced so far from the log. */
+static int tsrv_scan_ports(struct tsrv *s)
+{
+	char line[512];
+	FILE *f = fopen(s->log_path, "r");
+
+	s->nports = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f) && s->nports < TSRV_MAX_PORTS) {
+		char *addr = strstr(line, "listening on ");
+		char *colon;
+		if (!addr)
+			continue;
+		addr += strlen("listening on ");
+		addr[strcspn(addr, " \n")] = '\0';
+		colon = strrchr(addr, ':');
+		if (colon)
+			s->ports[s->nports++] = (uint16_t)atoi(colon + 1);
+	}
+	fclose(f);
+	return s->nports;
+}
+
+int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
+	       int nports)
+{
+	int logfd, status;
+
+	memset(s, 0, sizeof(*s));
+	strcpy(s->log_path, "/tmp/fibd-test-XXXXXX");
+	logfd = mkstemp(s->log_path);
+	if (logfd < 0)
+		return -1;
+	fflush(NULL);
+	s->pid = fork();
+	if (s->pid == 0)
+		tsrv_exec(model, args, logfd);
+	close(logfd);
+	for (int waited = 0; waited < 10000; waited += 5) {
+		if (tsrv_scan_ports(s) >= nports)
+			return 0;
+		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+			fprintf(stderr, "fibd --model %s exited early\n",
+				model);
+			s->pid = 0;
+			return -1;
+		}
+		poll(NULL, 0, 5);
+	}
+	fprintf(stderr, "fibd --model %s did not announce %d port(s)\n", model,
+		nports);
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, &status, 0);
+	s->pid = 0;
+	return -1;
+}
+
+int tsrv_stop(struct tsrv *s, unsigned timeout_s)
+{
+	int status = 0;
+	pid_t r = 0;
+
+	if (s->pid <= 0)
+		return -1;
+	kill(s->pid, SIGTERM);
+	for (unsigned ms = 0; ms < timeout_s * 1000; ms += 5) {
+		r = waitpid(s->pid, &status, WNOHANG);
+		if (r == s->pid)
+			break;
+		poll(NULL, 0, 5);
+	}
+	if (r != s->pid) {
+		fprintf(stderr, "fibd did not exit within %us of SIGTERM\n",
+			timeout_s);
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &status, 0);
+		status = -1;
+	} else if (WIFSIGNALED(status)) {
+		fprintf(stderr, "fibd died by signal %d\n", WTERMSIG(status));
+		status = -1;
+	} else {
+		status = WEXITSTATUS(status);
+	}
+	s->pid = 0;
+	unlink(s->log_path);
+	return status;
+}
+
+int tsrv_connect(const struct tsrv *s, int idx)
+{
+	struct timeval tv = {.tv_sec = TSRV_RCV_TIMEOUT_S};
+	int fd = net_connect("127.0.0.1", s->ports[idx]);
+
+	if (fd < 0)
+		return fd;
+	net_nodelay(fd);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+int t_send(int fd, const char *str)
+{
+	return net_write_all(fd, str, strlen(str));
+}
+
+int t_read_lines(int fd, char *buf, size_t cap, int nlines)
+{
+	size_t len = 0;
+	int lines = 0;
+	ssize_t n;
+
+	while (lines < nlines && len + 1 < cap) {
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[len + (size_t)i] == '\n';
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	return lines;
+}
+
+int t_ask(int fd, const char *req, char *buf, size_t cap)
+{
+	if (t_send(fd, req))
+		return 0;
+	return t_read_lines(fd, buf, cap, 1) == 1;
+}
+
+int t_wait_eof(int fd)
+{
+	char c;
+	ssize_t n;
+
+	do
+		n = read(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+int t_nothing_pending(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 0;
+}
+
+void t_reset(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+void t_expect(uint64_t n, char *buf, size_t cap)
+{
+	long len = fib_decimal(FIB_FAST, n, buf, cap - 1);
+
+	if (len < 0)
+		len = 0;
+	buf[len++] = '\n';
+	buf[len] = '\0';
+}

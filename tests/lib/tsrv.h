@@ -1,0 +1,70 @@
+/*
+ * tsrv - start a fibd under test and talk to it.
+ *
+ * The server runs as a child process with its stderr in a temporary file;
+ * tsrv_start() waits for its "listening on" lines and records the ports.
+ * Client sockets get a receive timeout, so a server that never answers
+ * fails the test instead of hanging it.
+ */
+#ifndef FIBD_TESTS_TSRV_H
+#define FIBD_TESTS_TSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TSRV_MAX_PORTS 16
+#define TSRV_RCV_TIMEOUT_S 30
+
+struct tsrv {
+	pid_t pid;
+	int nports;
+	uint16_t ports[TSRV_MAX_PORTS];
+	char log_path[64]; /* the server's stderr */
+};
+
+/* The build directory: $FIBD_BUILD, or "build". */
+const char *tsrv_build_dir(void);
+
+/*
+ * Starts BUILD/fibd --model MODEL --listen 127.0.0.1:0 ARGS... (args is
+ * NULL-terminated, may be NULL) and waits until it has announced nports
+ * ports. Returns 0, or -1 (and logs why) when it did not come up.
+ */
+int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
+	       int nports);
+
+/*
+ * Sends SIGTERM, waits, and returns the exit status; -1 if it died by a
+ * signal or did not exit within timeout_s (then it is killed).
+ */
+int tsrv_stop(struct tsrv *s, unsigned timeout_s);
+
+/* Connects to port index idx, with TCP_NODELAY and the receive timeout. */
+int tsrv_connect(const struct tsrv *s, int idx);
+
+/* Writes all of str. Returns 0 or -errno. */
+int t_send(int fd, const char *str);
+
+/*
+ * Reads until nlines '\n' have arrived, EOF, an error or the timeout.
+ * NUL-terminates buf. Returns the number of complete lines read.
+ */
+int t_read_lines(int fd, char *buf, size_t cap, int nlines);
+
+/* Sends req, reads one reply line into buf. Returns 1 on a line, else 0. */
+int t_ask(int fd, const char *req, char *buf, size_t cap);
+
+/* True when the peer has closed (read gives 0 or ECONNRESET) within the timeout. */
+int t_wait_eof(int fd);
+
+/* True when nothing is readable on fd right now (no reply has come). */
+int t_nothing_pending(int fd);
+
+/* Closes fd with an RST instead of a FIN (SO_LINGER 0). */
+void t_reset(int fd);
+
+/* fib(n) in decimal with '\n', exact: the reference for replies. */
+void t_expect(uint64_t n, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,372 @@
+/*
+ * The behaviour suite: one set of cases, run against every model that
+ * `fibd --list-models` reports (or those in $FIBD_MODELS, comma-separated).
+ * A model added to the registry is tested here without new test code.
+ * Each case starts its own server and runs in a child with a timeout.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/tsrv.h"
+#include "../t.h"
+
+#define MAX_MODELS 32
+
+struct model_info {
+	char name[32];
+	char concurrency[16]; /* serial, parallel, per-process */
+};
+
+static struct model_info models[MAX_MODELS];
+static int nmodels;
+static const struct model_info *cur; /* the model under test */
+
+static char buf[1 << 20];
+
+/* Starts the model under test with extra args; fails the case if it can't. */
+static int start(struct tsrv *s, const char *const *args, int nports)
+{
+	int err = tsrv_start(s, cur->name, args, nports);
+
+	T_CHECK(err == 0, "%s did not start", cur->name);
+	return err;
+}
+
+static int stop_ok(struct tsrv *s)
+{
+	int st = tsrv_stop(s, 30);
+
+	T_CHECK(st == 0, "%s: exit status %d after SIGTERM", cur->name, st);
+	return st;
+}
+
+static void expect_line(int fd, const char *req, const char *want)
+{
+	T_CHECK(t_ask(fd, req, buf, sizeof(buf)), "%s: no reply to %s",
+		cur->name, req);
+	T_CHECK(strcmp(buf, want) == 0, "%s: asked %s got '%s' want '%s'",
+		cur->name, req, buf, want);
+}
+
+static void case_replies(void)
+{
+	struct tsrv s;
+	char want[64], req[32];
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	for (unsigned n = 0; n <= 30; n++) {
+		snprintf(req, sizeof(req), "%u\n", n);
+		t_expect(n, want, sizeof(want));
+		expect_line(fd, req, want);
+	}
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_fast_big(void)
+{
+	static const char *const args[] = {"--algo", "fast", NULL};
+	static char want[32768];
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, args, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	t_expect(100000, want, sizeof(want));
+	T_CHECK(t_send(fd, "100000\n93\n100001\n") == 0);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 3) == 3, "%s", cur->name);
+	T_CHECK(strncmp(buf, want, strlen(want)) == 0,
+		"%s: fib(100000) differs", cur->name);
+	T_CHECK(
+	    strcmp(buf + strlen(want),
+		   "12200160415121876738\nERR n too large (max 100000)\n") == 0,
+	    "%s: after the big reply: %.80s", cur->name, buf + strlen(want));
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_pipeline(void)
+{
+	static char req[1024], want[4096];
+	struct tsrv s;
+	size_t rl = 0, wl = 0;
+	int fd;
+
+	for (unsigned i = 0; i < 100; i++) {
+		rl += (size_t)sprintf(req + rl, "%u\n", i % 31);
+		t_expect(i % 31, want + wl, sizeof(want) - wl);
+		wl += strlen(want + wl);
+	}
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, req) == 0);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 100) == 100, "%s",
+		cur->name);
+	T_CHECK(strcmp(buf, want) == 0, "%s: pipelined replies out of order",
+		cur->name);
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_byte_by_byte(void)
+{
+	const char *req = " +25\r\n-4\n12\n";
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	for (const char *p = req; *p; p++) {
+		T_CHECK(send(fd, p, 1, 0) == 1);
+		usleep(1000);
+	}
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 3) == 3);
+	T_CHECK(strcmp(buf, "75025\nERR negative n\n144\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_bad_input(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	expect_line(fd, "\n", "ERR empty request\n");
+	expect_line(fd, "   \r\n", "ERR empty request\n");
+	expect_line(fd, "abc\n", "ERR not a number\n");
+	expect_line(fd, "1.5\n", "ERR not a number\n");
+	expect_line(fd, "-3\n", "ERR negative n\n");
+	expect_line(fd, "46\n", "ERR n too large (max 45)\n");
+	expect_line(fd, "99999999999999999999999\n",
+		    "ERR n too large (max 45)\n");
+	T_CHECK(send(fd, "\0\x01\xff\n", 4, 0) == 4);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 1) == 1 &&
+		strcmp(buf, "ERR not a number\n") == 0);
+	expect_line(fd, "20\r\n", "6765\n");
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_line_too_long(void)
+{
+	static const char *const args[] = {"--max-line", "64", NULL};
+	static char req[200];
+	struct tsrv s;
+	int fd, other;
+
+	if (start(&s, args, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	expect_line(fd, "10\n", "55\n");
+	memset(req, '1', 100);
+	req[100] = '\n';
+	T_CHECK(t_send(fd, req) == 0);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 1) == 1 &&
+		    strcmp(buf, "ERR line too long (max 64 bytes)\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	T_CHECK(t_wait_eof(fd), "%s: connection not closed", cur->name);
+	close(fd);
+	other = tsrv_connect(&s, 0);
+	expect_line(other, "64\n", "ERR n too large (max 45)\n");
+	close(other);
+	stop_ok(&s);
+}
+
+static void case_half_close(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, "27\n28\n29\n7") == 0);
+	shutdown(fd, SHUT_WR);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 4) == 4, "%s: got '%s'",
+		cur->name, buf);
+	T_CHECK(strcmp(buf, "196418\n317811\n514229\n13\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	T_CHECK(t_wait_eof(fd), "%s: no close after half-close", cur->name);
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_reset(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, "3") == 0);
+	t_reset(fd);
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, "32\n33\n") == 0);
+	t_reset(fd); /* vanishes with requests in flight */
+	fd = tsrv_connect(&s, 0);
+	expect_line(fd, "12\n", "144\n");
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_sigterm_idle(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	expect_line(fd, "5\n", "5\n");
+	stop_ok(&s); /* an idle client must not hold the server up */
+	T_CHECK(t_wait_eof(fd), "%s: client not closed at stop", cur->name);
+	close(fd);
+}
+
+static void case_sigterm_inflight(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	expect_line(fd, "1\n", "1\n");
+	T_CHECK(t_send(fd, "30\n31\n32\n2\n") == 0);
+	usleep(
+	    20000); /* let the server take them; the test does not rely on it */
+	T_CHECK(tsrv_stop(&s, 30) == 0, "%s: bad exit at stop", cur->name);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 4) == 4 &&
+		    strcmp(buf, "832040\n1346269\n2178309\n1\n") == 0,
+		"%s: replies lost at stop: '%s'", cur->name, buf);
+	close(fd);
+}
+
+/* single: the second client is answered only after the first leaves. */
+static void conc_serial(void)
+{
+	struct tsrv s;
+	int a, b;
+
+	if (start(&s, NULL, 1))
+		return;
+	a = tsrv_connect(&s, 0);
+	expect_line(a, "10\n", "55\n");
+	b = tsrv_connect(&s, 0);
+	T_CHECK(t_send(b, "11\n") == 0);
+	expect_line(a, "12\n", "144\n");
+	T_CHECK(t_nothing_pending(b), "%s served a second client", cur->name);
+	close(a);
+	T_CHECK(t_read_lines(b, buf, sizeof(buf), 1) == 1 &&
+		strcmp(buf, "89\n") == 0);
+	close(b);
+	stop_ok(&s);
+}
+
+/* Client b is answered while client a's slow request is still running. */
+static void conc_overlap(const char *const *args, int nports, int port_b)
+{
+	struct tsrv s;
+	int a, b;
+
+	if (start(&s, args, nports))
+		return;
+	a = tsrv_connect(&s, 0);
+	expect_line(a, "1\n", "1\n");
+	T_CHECK(t_send(a, "42\n") == 0);
+	usleep(50000);
+	b = tsrv_connect(&s, port_b);
+	expect_line(b, "20\n", "6765\n");
+	T_CHECK(t_nothing_pending(a),
+		"%s: fib(42) finished before a fast request got through",
+		cur->name);
+	T_CHECK(t_read_lines(a, buf, sizeof(buf), 1) == 1 &&
+		strcmp(buf, "267914296\n") == 0);
+	close(a);
+	close(b);
+	stop_ok(&s);
+}
+
+static void case_concurrency(void)
+{
+	static const char *const per_process[] = {"--workers", "2", "--ports",
+						  NULL};
+
+	if (strcmp(cur->concurrency, "serial") == 0)
+		conc_serial();
+	else if (strcmp(cur->concurrency, "per-process") == 0)
+		conc_overlap(per_process, 2, 1);
+	else
+		conc_overlap(NULL, 1, 0);
+}
+
+static void load_models(void)
+{
+	char cmd[300], line[256];
+	const char *only = getenv("FIBD_MODELS");
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models", tsrv_build_dir());
+	p = popen(cmd, "r");
+	if (!p)
+		return;
+	while (fgets(line, sizeof(line), p) && nmodels < MAX_MODELS) {
+		struct model_info *m = &models[nmodels];
+		if (sscanf(line, "%31s %15s", m->name, m->concurrency) != 2)
+			continue;
+		if (only && *only) {
+			char pat[40];
+			snprintf(pat, sizeof(pat), ",%s,", m->name);
+			char list[256];
+			snprintf(list, sizeof(list), ",%s,", only);
+			if (!strstr(list, pat))
+				continue;
+		}
+		nmodels++;
+	}
+	T_CHECK(pclose(p) == 0, "fibd --list-models failed");
+}
+
+#define CASE(fn, secs)                                                         \
+	do {                                                                   \
+		char name_[96];                                                \
+		snprintf(name_, sizeof(name_), "%s/%s", cur->name, #fn);       \
+		t_run(name_, fn, secs);                                        \
+	} while (0)
+
+int main(void)
+{
+	load_models();
+	T_CHECK(nmodels > 0, "no models listed");
+	for (int i = 0; i < nmodels; i++) {
+		cur = &models[i];
+		fprintf(stderr, "model %s (%s)\n", cur->name, cur->concurrency);
+		CASE(case_replies, 60);
+		CASE(case_fast_big, 60);
+		CASE(case_pipeline, 60);
+		CASE(case_byte_by_byte, 60);
+		CASE(case_bad_input, 60);
+		CASE(case_line_too_long, 60);
+		CASE(case_half_close, 60);
+		CASE(case_reset, 60);
+		CASE(case_sigterm_idle, 60);
+		CASE(case_sigterm_inflight, 60);
+		CASE(case_concurrency, 120);
+	}
+	return t_done("test_models");
+}
