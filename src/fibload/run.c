@@ -95,6 +95,7 @@ static void run_print_second(struct run_ctx *ctx, unsigned k, double span_s)
 {
 	struct fl_shared *sh = &ctx->sh;
 	uint64_t reqs = 0, waited = 0;
+	int warm;
 
 	/* Give workers a moment to hand the second over. */
 	for (unsigned i = 0; i < ctx->nworkers && waited < 200; i++) {
@@ -115,11 +116,10 @@ static void run_print_second(struct run_ctx *ctx, unsigned k, double span_s)
 		w->pub_requests = 0;
 		pthread_mutex_unlock(&w->pub_lock);
 	}
+	warm = sh->t0 + (uint64_t)(k - 1) * FL_SEC_NS < sh->warm_end;
 	log_msg("%3us %10.0f rps  p50 %9.1f us  p99 %9.1f us%s", k,
 		(double)reqs / span_s, hist_percentile(ctx->sec, 50) / 1e3,
-		hist_percentile(ctx->sec, 99) / 1e3,
-		sh->t0 + (uint64_t)k * FL_SEC_NS <= sh->warm_end ? "  (warm-up)"
-								 : "");
+		hist_percentile(ctx->sec, 99) / 1e3, warm ? "  (warm-up)" : "");
 }
 
 /* Waits for every worker to finish, printing progress once a second. */
