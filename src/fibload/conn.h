@@ -80,4 +80,24 @@ void fl_conn_fill(struct fl_worker *w, struct fl_conn *c, uint64_t now);
  */
 uint64_t fl_conn_scan(struct fl_worker *w, struct fl_conn *c, uint64_t now);
 
+/* Between conn.c and xfer.c. */
+
+/* Registers (or changes) the epoll events c waits for. 0 or -errno. */
+int fl_conn_watch(struct fl_worker *w, struct fl_conn *c, uint32_t events);
+
+/* Counts an error of kind (a timeout once per request in flight), closes
+ * c, and schedules a reconnect, or gives c up (CONN_DEAD). */
+void fl_conn_fail(struct fl_worker *w, struct fl_conn *c, enum fl_err kind,
+		  uint64_t now);
+
+/* Writes what is queued. Returns 0, or -1 when c failed. */
+int fl_conn_flush(struct fl_worker *w, struct fl_conn *c);
+
+/* Reads and checks what has arrived, then sends what is next. */
+void fl_conn_read(struct fl_worker *w, struct fl_conn *c);
+
+/* At the end of the run: requests still unanswered after --timeout are
+ * counted as timeouts (the others were simply still in flight). */
+void fl_conn_finish(struct fl_worker *w, struct fl_conn *c, uint64_t now);
+
 #endif

@@ -54,7 +54,8 @@ static void usage(FILE *out)
 	    "\n"
 	    "Exit status: 0 when the run finished with no error, 1 when any\n"
 	    "error was counted (connect, read, write, timeout, protocol,\n"
-	    "wrong answer) or nothing could connect, 2 for a usage error.\n",
+	    "wrong answer), nothing could connect or no request was\n"
+	    "answered; 2 for a usage error.\n",
 	    out);
 }
 
@@ -236,6 +237,10 @@ static int run(struct fl_config *cfg)
 	else
 		fl_report_text(stdout, cfg, &res);
 	err = res.error_total ? EXIT_FAILURE : EXIT_SUCCESS;
+	if (!res.requests && !res.interrupted) {
+		log_msg("no request was answered in the measured window");
+		err = EXIT_FAILURE;
+	}
 	fl_result_release(&res);
 	return err;
 }

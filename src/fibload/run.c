@@ -1,10 +1,11 @@
 /*
  * run - one fibload run from start to end.
  *
- *   resolve the server, pin (--cpu), start -t workers, each connecting its
- *   share of -c connections; barrier: all connected (or failed); set t0 and
- *   the window; barrier: go. Then the main thread prints progress once a
- *   second until every worker has finished, and merges their results.
+ *   resolve the server and pin (--cpu); start -t workers, each connecting
+ *   its share of -c connections; wait at the gate until every worker has
+ *   its connections up (or failed); set t0 and the measured window, open
+ *   the gate. Then the main thread prints progress once a second until
+ *   every worker has finished, and merges their results.
  */
 #include "run.h"
 
@@ -284,12 +285,21 @@ static void run_teardown(struct run_ctx *ctx)
 	for (unsigned i = 0; i < ctx->inited; i++)
 		fl_worker_release(&ctx->workers[i]);
 	free(ctx->workers);
-	hist_free(ctx->sec);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	run_stop_fd = -1;
-	close(ctx->sh.stop_fd);
-	close(ctx->sh.done_fd);
+}
+
+/* Many connections need many descriptors: raises the soft limit. */
+static void run_raise_nofile(unsigned conns)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)conns + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 int fl_run(const struct fl_config *cfg, const struct fl_work *work,
@@ -309,14 +319,21 @@ int fl_run(const struct fl_config *cfg, const struct fl_work *work,
 		err = run_pin(cfg, res);
 	if (err)
 		return err;
+	run_raise_nofile(cfg->conns);
 	atomic_store(&ctx.sh.tickets, (long long)cfg->requests);
 	ctx.sh.period_ns = cfg->rate > 0 ? 1e9 / cfg->rate : 0;
 	ctx.sh.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ctx.sh.done_fd = eventfd(0, EFD_CLOEXEC);
-	if (ctx.sh.stop_fd < 0 || ctx.sh.done_fd < 0)
+	if (ctx.sh.stop_fd < 0)
 		return -errno;
-	if (cfg->progress && !(ctx.sec = hist_new(HIST_HOUR_NS, 3)))
-		return -ENOMEM;
+	ctx.sh.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (ctx.sh.done_fd < 0) {
+		err = -errno;
+		goto out_close_stop;
+	}
+	if (cfg->progress && !(ctx.sec = hist_new(HIST_HOUR_NS, 3))) {
+		err = -ENOMEM;
+		goto out_close_done;
+	}
 	run_signalled = 0;
 	run_stop_fd = ctx.sh.stop_fd;
 	sigaction(SIGINT, &sa, NULL);
@@ -338,6 +355,11 @@ out_teardown:
 	run_teardown(&ctx);
 	pthread_cond_destroy(&ctx.sh.gate_cond);
 	pthread_mutex_destroy(&ctx.sh.gate_lock);
+	hist_free(ctx.sec);
+out_close_done:
+	close(ctx.sh.done_fd);
+out_close_stop:
+	close(ctx.sh.stop_fd);
 	return err;
 }
 

@@ -251,6 +251,8 @@ static void worker_loop(struct fl_worker *w)
 		worker_dispatch(w, ev, worker_wait(w, ev, deadline, now));
 	}
 	w->stop_ns = fl_now();
+	for (unsigned i = 0; i < w->nconns; i++)
+		fl_conn_finish(w, &w->conns[i], w->stop_ns);
 }
 
 /* The load starts: the first requests go out on every connection. */
