@@ -91,7 +91,8 @@ struct run_ctx {
 	struct hist *sec; /* progress: one second, all workers */
 };
 
-/* Prints progress line k (the second ending at t0 + k s). */
+/* Prints progress line k: the second ending at t0 + k s, or the last
+ * span_s (< 1) seconds of the run. */
 static void run_print_second(struct run_ctx *ctx, unsigned k, double span_s)
 {
 	struct fl_shared *sh = &ctx->sh;
@@ -117,6 +118,8 @@ static void run_print_second(struct run_ctx *ctx, unsigned k, double span_s)
 		w->pub_requests = 0;
 		pthread_mutex_unlock(&w->pub_lock);
 	}
+	if (!reqs && span_s < 1.0) /* the last, partial second: nothing */
+		return;
 	warm = sh->t0 + (uint64_t)(k - 1) * FL_SEC_NS < sh->warm_end;
 	log_msg("%3us %10.0f rps  p50 %9.1f us  p99 %9.1f us%s", k,
 		(double)reqs / span_s, hist_percentile(ctx->sec, 50) / 1e3,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -279,6 +280,9 @@ void *fl_worker_main(void *arg)
 	struct fl_shared *sh = w->sh;
 	uint64_t one = 1;
 
+	/* --rate wakes up on time: no 50 us of timer slack. */
+	if (sh->cfg->rate > 0)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	worker_connect_all(w);
 	pthread_mutex_lock(&sh->gate_lock);
 	sh->gate_ready++;
