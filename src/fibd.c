@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/log.h"
 #include "core/opt.h"
@@ -35,7 +36,9 @@ static const char usage_text[] =
 "      --offload           coro: run fib on a blocking pool, not the worker\n"
 "      --max-conns N       connections beyond N get 'ERR server busy'\n"
 "                          (default 10000)\n"
-"      --idle-timeout SECS close connections silent this long (default 0: never)\n"
+"      --idle-timeout SECS close a connection idle this long, or whose\n"
+"                          request line takes this long to arrive\n"
+"                          (default 300; 0: never)\n"
 "      --list-models       list the models and exit\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
@@ -170,6 +173,21 @@ static int finish_limits(struct server_cfg *cfg, uint64_t max_n, int given)
 	return 0;
 }
 
+/*
+ * Each connection is a descriptor, and the default soft limit (often 1024)
+ * would turn --max-conns into a fiction: raise the soft limit to the hard
+ * one, as Go's runtime does. Running out anyway is handled at accept.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct server_cfg cfg;
@@ -178,6 +196,9 @@ int main(int argc, char **argv)
 	int c, rc, max_n_given = 0;
 
 	log_set_prog("fibd");
+	/* A model's helper process, exec'd by the model (see model.h). */
+	if (argc > 1 && strcmp(argv[1], MODEL_CHILD_ARG) == 0)
+		return model_child_main(argc - 2, argv + 2);
 	server_cfg_default(&cfg);
 	while ((c = getopt_long(argc, argv, "m:l:a:w:hV", long_opts, NULL)) !=
 	       -1) {
@@ -194,6 +215,7 @@ int main(int argc, char **argv)
 		return 2;
 	model = model_find(cfg.model_name);
 	net_ignore_sigpipe();
+	raise_fd_limit();
 	if (stop_install() < 0) {
 		log_msg("cannot install signal handlers");
 		return 1;

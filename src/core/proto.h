@@ -81,7 +81,11 @@ struct reply {
 /* Frees a heap reply; leaves the struct empty. Safe to call twice. */
 void reply_release(struct reply *r);
 
-/* Fills r with the error line for status (not PROTO_OK). Never fails. */
+/*
+ * Fills r with the error line for status (not PROTO_OK). Never fails.
+ * lim may be NULL for every status but PROTO_TOO_LARGE and
+ * PROTO_LINE_TOO_LONG, whose text quotes a limit.
+ */
 void proto_error_reply(const struct proto_limits *lim, enum proto_status status,
 		       struct reply *r);
 

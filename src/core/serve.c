@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -141,13 +142,55 @@ static void serve_linger(int fd)
 	}
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * --idle-timeout for a blocking socket: a read or write that waits longer
+ * fails with EAGAIN (SO_RCVTIMEO, SO_SNDTIMEO).
+ */
+static void serve_set_timeouts(int fd, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/*
+ * A slowloris client sends a byte now and then and never ends its line, so
+ * each read succeeds. Returns -ETIMEDOUT once an unfinished line has been
+ * pending for longer than the idle timeout; *since tracks when it began.
+ */
+static int serve_check_partial(const struct buf *in, unsigned idle_ms,
+			       uint64_t *since)
+{
+	if (!idle_ms || !buf_used(in)) {
+		*since = 0;
+		return 0;
+	}
+	if (!*since)
+		*since = now_ms();
+	else if (now_ms() - *since > idle_ms)
+		return -ETIMEDOUT;
+	return 0;
+}
+
 int serve_blocking(int fd, const struct server_cfg *cfg,
 		   const struct serve_hook *hook)
 {
 	struct buf in = BUF_INIT, out = BUF_INIT;
+	uint64_t partial_since = 0;
 	ssize_t n;
 	int err, werr;
 
+	if (cfg->idle_timeout_ms)
+		serve_set_timeouts(fd, cfg->idle_timeout_ms);
 	for (;;) {
 		n = serve_read(fd, &in);
 		if (n < 0) {
@@ -162,6 +205,9 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
 			werr = serve_flush(fd, &out);
 			err = werr ? werr : err;
 		}
+		if (!err && n > 0)
+			err = serve_check_partial(&in, cfg->idle_timeout_ms,
+						  &partial_since);
 		if (err || n == 0)
 			break;
 	}

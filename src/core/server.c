@@ -18,6 +18,7 @@ void server_cfg_default(struct server_cfg *cfg)
 	cfg->port = SERVER_DEFAULT_PORT;
 	proto_limits_default(&cfg->limits);
 	cfg->max_conns = SERVER_DEFAULT_MAX_CONNS;
+	cfg->idle_timeout_ms = SERVER_DEFAULT_IDLE_TIMEOUT_MS;
 }
 
 unsigned server_workers(const struct server_cfg *cfg)
@@ -54,20 +55,28 @@ int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)
 }
 
 /* A descriptor held back for server_shed(). */
+
 static int server_reserve_fd = -1;
 
-/* Sheds one pending connection when out of descriptors (see server.h). */
+/*
+ * Out of descriptors, the pending connection cannot be accepted, and a
+ * level-triggered listener would report it forever. So: give back the
+ * reserved descriptor, accept the connection, tell it "ERR server busy",
+ * close it, take the reserve again, and back off briefly. poll() first,
+ * because accept() on a blocking listener would wait for the next client.
+ */
 static void server_shed(int lfd)
 {
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
 	int fd;
 
-	if (server_reserve_fd >= 0) {
+	if (server_reserve_fd >= 0 && poll(&p, 1, 0) == 1) {
 		close(server_reserve_fd);
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0)
-			close(fd);
+			server_reject_busy(fd, NULL);
+		server_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
-	server_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	poll(NULL, 0, 10);
 }
 
@@ -109,7 +118,7 @@ void server_reject_busy(int fd, const struct server_cfg *cfg)
 {
 	struct reply r;
 
-	proto_error_reply(&cfg->limits, PROTO_BUSY, &r);
+	proto_error_reply(cfg ? &cfg->limits : NULL, PROTO_BUSY, &r);
 	if (send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* The client is gone or not reading: it is closed either way.
 		 */

@@ -11,10 +11,11 @@
 #include "net.h"
 #include "proto.h"
 
-#define SERVER_DEFAULT_HOST	 "127.0.0.1"
-#define SERVER_DEFAULT_PORT	 25000 /* the talk's port */
-#define SERVER_DEFAULT_MAX_CONNS 10000
-#define SERVER_BACKLOG		 1024
+#define SERVER_DEFAULT_HOST	       "127.0.0.1"
+#define SERVER_DEFAULT_PORT	       25000 /* the talk's port */
+#define SERVER_DEFAULT_MAX_CONNS       10000
+#define SERVER_DEFAULT_IDLE_TIMEOUT_MS 300000 /* 5 minutes */
+#define SERVER_BACKLOG		       1024
 
 /* Everything fibd's command line decides; read-only once a model runs. */
 struct server_cfg {
@@ -57,7 +58,10 @@ void server_announce(const struct server_cfg *cfg, int port);
  */
 int server_accept(int lfd, int flags);
 
-/* Writes "ERR server busy" to a connection over --max-conns and closes it. */
+/*
+ * Writes "ERR server busy" to a connection over --max-conns and closes it.
+ * cfg may be NULL.
+ */
 void server_reject_busy(int fd, const struct server_cfg *cfg);
 
 #endif

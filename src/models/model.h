@@ -17,7 +17,7 @@
 enum model_concurrency {
 	MODEL_SERIAL,	   /* one client at a time: the others wait */
 	MODEL_PARALLEL,	   /* any client is served while another computes */
-	MODEL_PER_PROCESS, /* parallel across processes only (see --ports) */
+	MODEL_SHARDED, /* parallel across shards (processes, loops) only: --ports */
 };
 
 struct model {
@@ -26,7 +26,18 @@ struct model {
 	enum model_concurrency concurrency;
 	/* Serves until a stop. Returns 0, or a negative errno on failure. */
 	int (*run)(const struct server_cfg *cfg);
+	/*
+	 * The model's helper process, or NULL. A model that needs processes
+	 * from a clean image (procpool's workers) execs its own binary as
+	 * "fibd --child NAME ARGS..."; fibd's main hands that straight to
+	 * model_child_main(), before parsing options. argv[0] is NAME.
+	 * Returns the process's exit status.
+	 */
+	int (*child)(int argc, char **argv);
 };
+
+/* The hidden first argument that starts a model's helper process. */
+#define MODEL_CHILD_ARG "--child"
 
 /* Every model, in the order --list-models shows them; NULL-terminated. */
 extern const struct model *const model_registry[];
@@ -34,7 +45,14 @@ extern const struct model *const model_registry[];
 /* The model called name, or NULL. */
 const struct model *model_find(const char *name);
 
-/* "serial", "parallel" or "per-process". */
+/*
+ * Runs the helper process of model argv[0] (fibd's argv after
+ * MODEL_CHILD_ARG). Returns its exit status, or 2 when there is no such
+ * helper.
+ */
+int model_child_main(int argc, char **argv);
+
+/* "serial", "parallel" or "sharded". */
 const char *model_concurrency_name(enum model_concurrency c);
 
 #endif

@@ -5,18 +5,30 @@
  */
 #include <string.h>
 
+#include "../core/log.h"
 #include "model.h"
 
 extern const struct model model_single;
 extern const struct model model_thread;
+extern const struct model model_procpool;
+extern const struct model model_async;
 extern const struct model model_many;
+extern const struct model model_isolate;
+extern const struct model model_reactor;
 
+/* One model per line, the way --list-models shows them. */
+/* clang-format off */
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
+	&model_procpool,
+	&model_async,
 	&model_many,
+	&model_isolate,
+	&model_reactor,
 	NULL,
 };
+/* clang-format on */
 
 const struct model *model_find(const char *name)
 {
@@ -26,13 +38,24 @@ const struct model *model_find(const char *name)
 	return NULL;
 }
 
+int model_child_main(int argc, char **argv)
+{
+	const struct model *m = argc > 0 ? model_find(argv[0]) : NULL;
+
+	if (!m || !m->child) {
+		log_msg("%s: no such helper process", MODEL_CHILD_ARG);
+		return 2;
+	}
+	return m->child(argc, argv);
+}
+
 const char *model_concurrency_name(enum model_concurrency c)
 {
 	switch (c) {
 	case MODEL_SERIAL:
 		return "serial";
-	case MODEL_PER_PROCESS:
-		return "per-process";
+	case MODEL_SHARDED:
+		return "sharded";
 	case MODEL_PARALLEL:
 	default:
 		return "parallel";

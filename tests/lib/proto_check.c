@@ -68,8 +68,9 @@ static int check_line(const struct proto_limits *lim, const char *line,
 	st = proto_parse(lim, line, len, &n);
 	ref = ref_parse(line, len, lim->max_n, &ref_n);
 	if (st != ref || (st == PROTO_OK && n != ref_n)) {
-		fprintf(stderr, "parse disagrees: %d/%llu vs reference %d/%llu\n",
-			st, (unsigned long long)n, ref, (unsigned long long)ref_n);
+		fprintf(stderr,
+			"parse disagrees: %d/%llu vs reference %d/%llu\n", st,
+			(unsigned long long)n, ref, (unsigned long long)ref_n);
 		bad++;
 	}
 	proto_handle_line(lim, line, len, &r);
@@ -93,7 +94,8 @@ static int check_stream(const struct proto_limits *lim, const char *data,
 		len = proto_frame(data + off, size - off, lim->max_line);
 		if (len == 0 || len == PROTO_FRAME_TOO_LONG) {
 			const char *nl = memchr(data + off, '\n', size - off);
-			size_t dist = nl ? (size_t)(nl - data - off) : size - off;
+			size_t dist =
+			    nl ? (size_t)(nl - data - off) : size - off;
 			if ((len == 0) != (!nl && dist <= lim->max_line)) {
 				fprintf(stderr, "framing verdict wrong\n");
 				bad++;

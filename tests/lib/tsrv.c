@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -15,12 +16,59 @@
 
 #include "core/fib.h"
 #include "core/net.h"
+#include "../t.h"
 
 const char *tsrv_build_dir(void)
 {
 	const char *b = getenv("FIBD_BUILD");
 
 	return b && *b ? b : "build";
+}
+
+unsigned tsrv_nofile;
+
+/* True when name is in the comma-separated list. */
+static int tsrv_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+	return 0;
+}
+
+int tsrv_list_models(struct tsrv_model *models, int max)
+{
+	const char *only = getenv("FIBD_MODELS");
+	char cmd[300], line[256];
+	int n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models", tsrv_build_dir());
+	p = popen(cmd, "r");
+	if (!p)
+		return 0;
+	while (fgets(line, sizeof(line), p) && n < max) {
+		struct tsrv_model *m = &models[n];
+		if (sscanf(line, "%31s %15s", m->name, m->concurrency) != 2)
+			continue;
+		if (only && *only && !tsrv_listed(only, m->name))
+			continue;
+		n++;
+	}
+	if (pclose(p) != 0)
+		return 0;
+	return n;
+}
+
+void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
+	       unsigned secs)
+{
+	char full[96];
+
+	snprintf(full, sizeof(full), "%s/%s", m->name, name);
+	t_run(full, fn, secs);
 }
 
 static void tsrv_exec(const char *model, const char *const *args, int logfd)
@@ -38,6 +86,10 @@ static void tsrv_exec(const char *model, const char *const *args, int logfd)
 	for (int i = 0; args && args[i] && n < 63; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
+	if (tsrv_nofile) {
+		struct rlimit rl = {tsrv_nofile, tsrv_nofile};
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	dup2(logfd, STDERR_FILENO);
 	execv(path, (char *const *)argv);
 	fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
@@ -149,6 +201,11 @@ int tsrv_connect(const struct tsrv *s, int idx)
 int t_send(int fd, const char *str)
 {
 	return net_write_all(fd, str, strlen(str));
+}
+
+int t_send_bytes(int fd, const void *p, size_t len)
+{
+	return net_write_all(fd, p, len);
 }
 
 int t_read_lines(int fd, char *buf, size_t cap, int nlines)

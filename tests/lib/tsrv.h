@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TSRV_MAX_PORTS 16
+#define TSRV_MAX_PORTS	   16
 #define TSRV_RCV_TIMEOUT_S 30
 
 struct tsrv {
@@ -22,6 +22,26 @@ struct tsrv {
 	uint16_t ports[TSRV_MAX_PORTS];
 	char log_path[64]; /* the server's stderr */
 };
+
+/* One line of fibd --list-models. */
+struct tsrv_model {
+	char name[32];
+	char concurrency[16]; /* serial, parallel, sharded */
+};
+
+/*
+ * Fills models[0..max) from BUILD/fibd --list-models, keeping only those
+ * named in $FIBD_MODELS (comma-separated) when it is set. Returns the count.
+ */
+int tsrv_list_models(struct tsrv_model *models, int max);
+
+/* Runs fn as test "MODEL/NAME" in a child with a timeout (see t_run()). */
+void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
+	       unsigned secs);
+#define TSRV_CASE(m, fn, secs) tsrv_case(m, #fn, fn, secs)
+
+/* When > 0, servers started from now on run with RLIMIT_NOFILE this low. */
+extern unsigned tsrv_nofile;
 
 /* The build directory: $FIBD_BUILD, or "build". */
 const char *tsrv_build_dir(void);
@@ -46,6 +66,9 @@ int tsrv_connect(const struct tsrv *s, int idx);
 /* Writes all of str. Returns 0 or -errno. */
 int t_send(int fd, const char *str);
 
+/* Writes all of p[0..len). Returns 0 or -errno. */
+int t_send_bytes(int fd, const void *p, size_t len);
+
 /*
  * Reads until nlines '\n' have arrived, EOF, an error or the timeout.
  * NUL-terminates buf. Returns the number of complete lines read.
@@ -55,7 +78,8 @@ int t_read_lines(int fd, char *buf, size_t cap, int nlines);
 /* Sends req, reads one reply line into buf. Returns 1 on a line, else 0. */
 int t_ask(int fd, const char *req, char *buf, size_t cap);
 
-/* True when the peer has closed (read gives 0 or ECONNRESET) within the timeout. */
+/* True when the peer has closed (read gives 0 or ECONNRESET) within the
+ * timeout. */
 int t_wait_eof(int fd);
 
 /* True when nothing is readable on fd right now (no reply has come). */

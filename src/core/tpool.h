@@ -1,0 +1,47 @@
+/*
+ * tpool - a pool of worker threads for event loops.
+ *
+ * The loop hands a job to tpool_submit(); some worker runs job->run() and
+ * puts the job on a completion list. The first job to land on an empty list
+ * makes an eventfd readable: that is how the loop learns work is done, without
+ * ever blocking on the pool (the talk's socketpair trick, with one descriptor
+ * and no bytes to parse). The loop then takes every finished job at once with
+ * tpool_reap().
+ *
+ * Jobs are intrusive: embed struct tpool_job in your own struct and recover
+ * it with container_of-style arithmetic. The pool never allocates per job.
+ * The queue is a plain mutex and condition variable: a job costs one lock
+ * and, when a worker sleeps, one futex wake. Jobs run in submission order.
+ */
+#ifndef FIBD_CORE_TPOOL_H
+#define FIBD_CORE_TPOOL_H
+
+struct tpool;
+
+struct tpool_job {
+	struct tpool_job *next; /* owned by the pool from submit to reap */
+	void (*run)(struct tpool_job *job); /* runs on a worker thread */
+};
+
+/* Starts nthreads (>= 1) workers. Returns the pool, or NULL (errno set). */
+struct tpool *tpool_create(unsigned nthreads);
+
+/* Queues job; a worker will run it. Never fails, never blocks for long. */
+void tpool_submit(struct tpool *p, struct tpool_job *job);
+
+/* Readable when finished jobs are waiting for tpool_reap(). Never read it. */
+int tpool_eventfd(const struct tpool *p);
+
+/*
+ * Takes every finished job, as a list linked by ->next in completion order,
+ * or NULL. Clears the eventfd. Call from the one thread that owns the loop.
+ */
+struct tpool_job *tpool_reap(struct tpool *p);
+
+/*
+ * Lets the workers finish every queued job, joins them and frees the pool.
+ * Jobs that finished but were not reaped are simply forgotten: reap first.
+ */
+void tpool_destroy(struct tpool *p);
+
+#endif

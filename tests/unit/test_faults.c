@@ -1,0 +1,295 @@
+/*
+ * Fault injection, run against every model in the registry: crowds,
+ * clients that vanish or misbehave, garbage, a stop under load, and a
+ * child process killed. After each fault a fresh client must still get
+ * correct answers, and the server must exit 0 on SIGTERM.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/tsrv.h"
+#include "../t.h"
+
+#define MAX_MODELS 32
+
+static struct tsrv_model models[MAX_MODELS];
+static const struct tsrv_model *cur;
+static char buf[1 << 20];
+
+/* Writes len bytes; a server that closes early is no error here. */
+static int net_write_junk(int fd, const char *p, size_t len)
+{
+	return t_send_bytes(fd, p, len);
+}
+
+static int is_parallel(void)
+{
+	return strcmp(cur->concurrency, "parallel") == 0;
+}
+
+/* A fresh client gets right answers, then the server stops cleanly. */
+static void still_serves_then_stops(struct tsrv *s)
+{
+	int fd = tsrv_connect(s, 0);
+
+	T_CHECK(fd >= 0, "%s: cannot connect after the fault", cur->name);
+	T_CHECK(t_ask(fd, "20\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "6765\n") == 0,
+		"%s: wrong answer after the fault: '%s'", cur->name, buf);
+	close(fd);
+	T_CHECK(tsrv_stop(s, 30) == 0, "%s: bad exit after the fault",
+		cur->name);
+}
+
+static void case_thousand_clients(void)
+{
+	enum {
+		N = 1000
+	};
+	static int fds[N];
+	char want[32];
+	struct tsrv s;
+	int ok = 0;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	for (int i = 0; i < N; i++) {
+		fds[i] = tsrv_connect(&s, 0);
+		T_CHECK(fds[i] >= 0, "connect %d: %s", i, strerror(-fds[i]));
+		if (fds[i] >= 0)
+			t_send(fds[i], i % 2 ? "10\n" : "25\n");
+	}
+	/* In order, closing each: serial servers then reach the next one. */
+	for (int i = 0; i < N; i++) {
+		if (fds[i] < 0)
+			continue;
+		t_expect(i % 2 ? 10 : 25, want, sizeof(want));
+		ok += t_read_lines(fds[i], buf, sizeof(buf), 1) == 1 &&
+		      strcmp(buf, want) == 0;
+		close(fds[i]);
+	}
+	T_CHECK(ok == N, "%s: %d of %d clients answered right", cur->name, ok,
+		N);
+	still_serves_then_stops(&s);
+}
+
+static void case_reset_mid_reply(void)
+{
+	static const char *const args[] = {"--algo", "fast", NULL};
+	struct tsrv s;
+	int fd;
+
+	if (tsrv_start(&s, cur->name, args, 1))
+		return;
+	for (int round = 0; round < 5; round++) {
+		fd = tsrv_connect(&s, 0);
+		for (int i = 0; i < 50; i++)
+			t_send(fd, "100000\n");
+		/* Read a little of 1 MB of replies, then vanish. */
+		T_CHECK(read(fd, buf, 1000) > 0);
+		t_reset(fd);
+	}
+	still_serves_then_stops(&s);
+}
+
+static void case_half_close_pipeline(void)
+{
+	static char req[8000];
+	struct tsrv s;
+	size_t len = 0;
+	int fd, lines;
+
+	for (int i = 0; i < 1000; i++)
+		len += (size_t)sprintf(req + len, "%d\n", i % 20);
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, req) == 0);
+	shutdown(fd, SHUT_WR);
+	lines = t_read_lines(fd, buf, sizeof(buf), 1000);
+	T_CHECK(lines == 1000, "%s: %d of 1000 replies after half-close",
+		cur->name, lines);
+	T_CHECK(t_wait_eof(fd));
+	close(fd);
+	still_serves_then_stops(&s);
+}
+
+/* Pipelines without reading until its own socket buffers are full. */
+static void case_never_reads(void)
+{
+	static const char *const args[] = {"--idle-timeout", "2", NULL};
+	static char chunk[65536];
+	struct tsrv s;
+	size_t sent = 0;
+	int stuck, other, full = 0;
+
+	for (size_t i = 0; i < sizeof(chunk); i += 2)
+		memcpy(chunk + i, "1\n", 2);
+	if (tsrv_start(&s, cur->name, args, 1))
+		return;
+	stuck = tsrv_connect(&s, 0);
+	/* Until 200 ms pass with no progress: every buffer on the way is full.
+	 */
+	while (full < 40 && sent < (64u << 20)) {
+		ssize_t n = send(stuck, chunk, sizeof(chunk), MSG_DONTWAIT);
+		if (n > 0) {
+			sent += (size_t)n;
+			full = 0;
+		} else {
+			full++;
+			poll(NULL, 0, 5);
+		}
+	}
+	T_CHECK(sent > 0);
+	/* Parallel models serve others meanwhile; the rest after the timeout.
+	 */
+	other = tsrv_connect(&s, 0);
+	T_CHECK(t_ask(other, "15\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "610\n") == 0,
+		"%s: another client starved by a non-reader", cur->name);
+	close(other);
+	close(stuck);
+	still_serves_then_stops(&s);
+}
+
+static void case_garbage(void)
+{
+	static char junk[1 << 20];
+	struct tsrv s;
+	unsigned seed = 42;
+	int fd;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	/* Random bytes, NULs and newlines included. */
+	for (size_t i = 0; i < 65536; i++)
+		junk[i] = (char)(rand_r(&seed) & 0xff);
+	fd = tsrv_connect(&s, 0);
+	t_send(fd, "7\n");
+	net_write_junk(fd, junk, 65536);
+	close(fd);
+	/* 1 MB without a newline. */
+	memset(junk, 'x', 1000000);
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(net_write_junk(fd, junk, 1000000) == 0);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 1) == 1 &&
+		    strcmp(buf, "ERR line too long (max 1024 bytes)\n") == 0,
+		"%s: got '%.60s'", cur->name, buf);
+	close(fd);
+	still_serves_then_stops(&s);
+}
+
+/* Requests fully sent before SIGTERM are all answered; exit 0. */
+static void case_stop_under_load(void)
+{
+	enum {
+		N = 100
+	};
+	static int fds[N];
+	int conns = is_parallel() ? N : 1, per = N / conns, ok = 0;
+	struct tsrv s;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	for (int i = 0; i < conns; i++) {
+		fds[i] = tsrv_connect(&s, 0);
+		T_CHECK(t_ask(fds[i], "1\n", buf, sizeof(buf)));
+	}
+	for (int i = 0; i < conns; i++)
+		for (int k = 0; k < per; k++)
+			t_send(fds[i], "24\n");
+	T_CHECK(tsrv_stop(&s, 60) == 0, "%s: bad exit under load", cur->name);
+	for (int i = 0; i < conns; i++) {
+		int lines = t_read_lines(fds[i], buf, sizeof(buf), per);
+		ok += lines;
+		close(fds[i]);
+		for (char *p = buf; lines && *p; p = strchr(p, '\n') + 1)
+			T_CHECK(strncmp(p, "46368\n", 6) == 0);
+	}
+	T_CHECK(ok == N, "%s: %d of %d in-flight requests answered", cur->name,
+		ok, N);
+}
+
+/* The pids of s's child processes (procpool workers, many's children). */
+static int children_of(pid_t pid, pid_t *out, int max)
+{
+	char path[300], list[4096];
+	int n = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children",
+			 (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		for (char *tok = fgets(list, sizeof(list), f)
+				     ? strtok(list, " ")
+				     : NULL;
+		     tok && n < max; tok = strtok(NULL, " \n"))
+			out[n++] = atoi(tok);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void case_child_killed(void)
+{
+	pid_t kids[64];
+	struct tsrv s;
+	int n;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	n = children_of(s.pid, kids, 64);
+	if (n == 0) { /* a one-process model: nothing to kill */
+		still_serves_then_stops(&s);
+		return;
+	}
+	kill(kids[0], SIGKILL);
+	poll(NULL, 0, 300);
+	for (int i = 0; i < 10; i++) {
+		int fd = tsrv_connect(&s, 0);
+		T_CHECK(t_ask(fd, "21\n", buf, sizeof(buf)) &&
+			    strcmp(buf, "10946\n") == 0,
+			"%s: client %d after a child died: '%s'", cur->name, i,
+			buf);
+		close(fd);
+	}
+	still_serves_then_stops(&s);
+}
+
+int main(void)
+{
+	int n = tsrv_list_models(models, MAX_MODELS);
+
+	signal(SIGPIPE, SIG_IGN);
+	T_CHECK(n > 0, "no models listed");
+	for (int i = 0; i < n; i++) {
+		cur = &models[i];
+		fprintf(stderr, "model %s (%s)\n", cur->name, cur->concurrency);
+		TSRV_CASE(cur, case_thousand_clients, 120);
+		TSRV_CASE(cur, case_reset_mid_reply, 60);
+		TSRV_CASE(cur, case_half_close_pipeline, 60);
+		TSRV_CASE(cur, case_never_reads, 60);
+		TSRV_CASE(cur, case_garbage, 60);
+		TSRV_CASE(cur, case_stop_under_load, 90);
+		TSRV_CASE(cur, case_child_killed, 60);
+	}
+	return t_done("test_faults");
+}
