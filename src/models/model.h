@@ -15,9 +15,10 @@
 /* How a model serves clients at once; the behaviour suite tests exactly this.
  */
 enum model_concurrency {
-	MODEL_SERIAL,	   /* one client at a time: the others wait */
-	MODEL_PARALLEL,	   /* any client is served while another computes */
-	MODEL_SHARDED, /* parallel across shards (processes, loops) only: --ports */
+	MODEL_SERIAL,	/* one client at a time: the others wait */
+	MODEL_PARALLEL, /* any client is served while another computes */
+	MODEL_SHARDED,	/* parallel across shards (processes, loops) only:
+			   --ports */
 };
 
 struct model {
