@@ -1,0 +1,279 @@
+/* fibload - the load generator for fibd (and any line server): the CLI. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/net.h"
+#include "core/opt.h"
+#include "core/version.h"
+#include "fibload/config.h"
+#include "fibload/report.h"
+#include "fibload/run.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *out)
+{
+	fputs(
+	    "usage: fibload [-h HOST] [-p PORT] [-c CONNS] [-t THREADS]\n"
+	    "               [-d SECONDS | -n REQUESTS] [-w WARMUP_SECONDS]\n"
+	    "               [-P PIPELINE] [--n N | --mix N:W,N:W...]\n"
+	    "               [--rate RPS] [--timeout MS] [--cpu LIST]\n"
+	    "               [--progress] [--json]\n"
+	    "               [--request STR --expect STR]\n"
+	    "\n"
+	    "Load for fibd: every reply is checked against the true fib(N).\n"
+	    "\n"
+	    "  -h, --host HOST      server address or name (127.0.0.1)\n"
+	    "  -p, --port PORT      server port (25000)\n"
+	    "  -c, --conns CONNS    connections in total (1)\n"
+	    "  -t, --threads T      event-loop threads, at most CONNS (1)\n"
+	    "  -d, --duration S     measure for S seconds (10)\n"
+	    "  -n, --requests N     or measure exactly N requests\n"
+	    "  -w, --warmup S       run S seconds before measuring (0)\n"
+	    "  -P, --pipeline P     requests in flight per connection (1)\n"
+	    "      --n N            ask for fib(N) (1)\n"
+	    "      --mix N:W,...    ask for several N, by weight W\n"
+	    "      --rate RPS       open loop: RPS requests/s in total, with\n"
+	    "                       latency from each intended send time\n"
+	    "      --timeout MS     a request (or connect) older than MS\n"
+	    "                       fails (5000)\n"
+	    "      --cpu LIST       run on these CPUs (e.g. 1, 0,1, 0-1)\n"
+	    "      --progress       a line per second on stderr\n"
+	    "      --json           the report as one JSON object on stdout\n"
+	    "      --request STR    send STR (C escapes: \\r \\n \\t \\xHH)\n"
+	    "      --expect STR     ... and expect this line back per request\n"
+	    "      --help, --version\n"
+	    "\n"
+	    "Closed loop (default): each connection sends -P requests, then\n"
+	    "the next -P once all are answered. A connection that fails is\n"
+	    "counted and reconnected; one that keeps failing for --timeout\n"
+	    "is given up.\n"
+	    "\n"
+	    "Exit status: 0 when the run finished with no error, 1 when any\n"
+	    "error was counted (connect, read, write, timeout, protocol,\n"
+	    "wrong answer), nothing could connect or no request was\n"
+	    "answered; 2 for a usage error.\n",
+	    out);
+}
+
+enum {
+	OPT_N = 256,
+	OPT_MIX,
+	OPT_RATE,
+	OPT_TIMEOUT,
+	OPT_CPU,
+	OPT_PROGRESS,
+	OPT_JSON,
+	OPT_REQUEST,
+	OPT_EXPECT,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+    {"host", required_argument, NULL, 'h'},
+    {"port", required_argument, NULL, 'p'},
+    {"conns", required_argument, NULL, 'c'},
+    {"threads", required_argument, NULL, 't'},
+    {"duration", required_argument, NULL, 'd'},
+    {"requests", required_argument, NULL, 'n'},
+    {"warmup", required_argument, NULL, 'w'},
+    {"pipeline", required_argument, NULL, 'P'},
+    {"n", required_argument, NULL, OPT_N},
+    {"mix", required_argument, NULL, OPT_MIX},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"cpu", required_argument, NULL, OPT_CPU},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"request", required_argument, NULL, OPT_REQUEST},
+    {"expect", required_argument, NULL, OPT_EXPECT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* Which of the exclusive options were given. */
+struct seen {
+	int d, n, num, mix;
+	const char *request, *expect;
+};
+
+static int parse_uint(const char *opt, uint64_t min, uint64_t max,
+		      unsigned *out)
+{
+	uint64_t v;
+
+	if (opt_uint(opt, optarg, min, max, &v))
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Handles one option. Returns 0, 1 to exit 0 at once, or -1. */
+static int parse_one(int c, struct fl_config *cfg, struct seen *seen)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'h':
+		if (strlen(optarg) >= NET_HOST_MAX || !optarg[0]) {
+			log_msg("-h: bad host '%s'", optarg);
+			return -1;
+		}
+		strcpy(cfg->host, optarg);
+		return 0;
+	case 'p':
+		if (opt_uint("-p", optarg, 1, 65535, &v))
+			return -1;
+		cfg->port = (uint16_t)v;
+		return 0;
+	case 'c':
+		return parse_uint("-c", 1, FL_MAX_CONNS, &cfg->conns);
+	case 't':
+		return parse_uint("-t", 1, 1024, &cfg->threads);
+	case 'd':
+		seen->d = 1;
+		return opt_double("-d", optarg, 0.001, 1e7, &cfg->duration_s);
+	case 'n':
+		seen->n = 1;
+		return opt_uint("-n", optarg, 1, 1ull << 48, &cfg->requests);
+	case 'w':
+		return opt_double("-w", optarg, 0, 1e7, &cfg->warmup_s);
+	case 'P':
+		return parse_uint("-P", 1, FL_MAX_PIPELINE, &cfg->pipeline);
+	case OPT_N:
+		seen->num = 1;
+		return opt_uint("--n", optarg, 0, FL_MAX_N, &cfg->mix[0].n);
+	case OPT_MIX:
+		seen->mix = 1;
+		return fl_parse_mix(optarg, cfg);
+	case OPT_RATE:
+		return opt_double("--rate", optarg, 0.001, 1e9, &cfg->rate);
+	case OPT_TIMEOUT:
+		return parse_uint("--timeout", 1, 3600000, &cfg->timeout_ms);
+	case OPT_CPU:
+		cfg->cpu_arg = optarg;
+		return fl_parse_cpus(optarg, &cfg->cpus);
+	case OPT_PROGRESS:
+		cfg->progress = 1;
+		return 0;
+	case OPT_JSON:
+		cfg->json = 1;
+		return 0;
+	case OPT_REQUEST:
+		seen->request = optarg;
+		return 0;
+	case OPT_EXPECT:
+		seen->expect = optarg;
+		return 0;
+	case OPT_HELP:
+		usage(stdout);
+		return 1;
+	case OPT_VERSION:
+		printf("fibload %s\n", FIBD_VERSION);
+		return 1;
+	default:
+		return -1;
+	}
+}
+
+/* Checks the combinations; resolves --request/--expect. 0 or -1. */
+static int check(struct fl_config *cfg, const struct seen *seen)
+{
+	if (seen->d && seen->n) {
+		log_msg("-d and -n: give one or the other");
+		return -1;
+	}
+	if (seen->n)
+		cfg->duration_s = 0;
+	if (seen->num && seen->mix) {
+		log_msg("--n and --mix: give one or the other");
+		return -1;
+	}
+	if (!seen->request != !seen->expect) {
+		log_msg("--request and --expect go together");
+		return -1;
+	}
+	if (seen->request && (seen->num || seen->mix)) {
+		log_msg("--request replaces --n and --mix");
+		return -1;
+	}
+	if (seen->request && (fl_unescape("--request", seen->request,
+					  &cfg->request, &cfg->request_len) ||
+			      fl_unescape("--expect", seen->expect,
+					  &cfg->expect, &cfg->expect_len)))
+		return -1;
+	if (cfg->request &&
+	    (!cfg->request_len || cfg->request[cfg->request_len - 1] != '\n')) {
+		log_msg("--request: must end in a newline (\\n)");
+		return -1;
+	}
+	if (cfg->threads > cfg->conns)
+		cfg->threads = cfg->conns;
+	return 0;
+}
+
+static int run(struct fl_config *cfg)
+{
+	struct fl_result res;
+	struct fl_work *work = fl_work_new(cfg);
+	int err;
+
+	if (!work) {
+		log_msg("out of memory");
+		return EXIT_FAILURE;
+	}
+	net_ignore_sigpipe();
+	err = fl_run(cfg, work, &res);
+	fl_work_free(work);
+	if (err)
+		return EXIT_FAILURE;
+	if (cfg->json)
+		fl_report_json(stdout, cfg, &res);
+	else
+		fl_report_text(stdout, cfg, &res);
+	err = res.error_total ? EXIT_FAILURE : EXIT_SUCCESS;
+	if (!res.requests && !res.interrupted) {
+		log_msg("no request was answered in the measured window");
+		err = EXIT_FAILURE;
+	}
+	fl_result_release(&res);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct fl_config cfg;
+	struct seen seen = {0};
+	int c, r, status;
+
+	log_set_prog("fibload");
+	fl_config_default(&cfg);
+	while ((c = getopt_long(argc, argv, "h:p:c:t:d:n:w:P:", long_opts,
+				NULL)) != -1) {
+		r = parse_one(c, &cfg, &seen);
+		if (r)
+			goto out_release;
+	}
+	r = -1;
+	if (optind < argc) {
+		log_msg("unexpected argument '%s'", argv[optind]);
+		goto out_release;
+	}
+	if (check(&cfg, &seen))
+		goto out_release;
+	status = run(&cfg);
+	fl_config_release(&cfg);
+	return status;
+
+out_release:
+	fl_config_release(&cfg);
+	if (r > 0)
+		return EXIT_SUCCESS;
+	fputs("fibload: try 'fibload --help'\n", stderr);
+	return EXIT_USAGE;
+}
