@@ -11,11 +11,11 @@
 #include "net.h"
 #include "proto.h"
 
-#define SERVER_DEFAULT_HOST	 "127.0.0.1"
-#define SERVER_DEFAULT_PORT	 25000 /* the talk's port */
-#define SERVER_DEFAULT_MAX_CONNS 10000
+#define SERVER_DEFAULT_HOST	       "127.0.0.1"
+#define SERVER_DEFAULT_PORT	       25000 /* the talk's port */
+#define SERVER_DEFAULT_MAX_CONNS       10000
 #define SERVER_DEFAULT_IDLE_TIMEOUT_MS 300000 /* 5 minutes */
-#define SERVER_BACKLOG		 1024
+#define SERVER_BACKLOG		       1024
 
 /* Everything fibd's command line decides; read-only once a model runs. */
 struct server_cfg {

@@ -216,6 +216,6 @@ const struct model model_many = {
     .name = "many",
     .summary = "N single-threaded processes on one port (SO_REUSEPORT) or "
 	       "--ports",
-    .concurrency = MODEL_PER_PROCESS,
+    .concurrency = MODEL_SHARDED,
     .run = many_run,
 };

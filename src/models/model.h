@@ -17,7 +17,7 @@
 enum model_concurrency {
 	MODEL_SERIAL,	   /* one client at a time: the others wait */
 	MODEL_PARALLEL,	   /* any client is served while another computes */
-	MODEL_PER_PROCESS, /* parallel across processes only (see --ports) */
+	MODEL_SHARDED, /* parallel across shards (processes, loops) only: --ports */
 };
 
 struct model {
@@ -52,7 +52,7 @@ const struct model *model_find(const char *name);
  */
 int model_child_main(int argc, char **argv);
 
-/* "serial", "parallel" or "per-process". */
+/* "serial", "parallel" or "sharded". */
 const char *model_concurrency_name(enum model_concurrency c);
 
 #endif

@@ -14,7 +14,10 @@ extern const struct model model_procpool;
 extern const struct model model_async;
 extern const struct model model_many;
 extern const struct model model_isolate;
+extern const struct model model_reactor;
 
+/* One model per line, the way --list-models shows them. */
+/* clang-format off */
 const struct model *const model_registry[] = {
 	&model_single,
 	&model_thread,
@@ -22,8 +25,10 @@ const struct model *const model_registry[] = {
 	&model_async,
 	&model_many,
 	&model_isolate,
+	&model_reactor,
 	NULL,
 };
+/* clang-format on */
 
 const struct model *model_find(const char *name)
 {
@@ -49,8 +54,8 @@ const char *model_concurrency_name(enum model_concurrency c)
 	switch (c) {
 	case MODEL_SERIAL:
 		return "serial";
-	case MODEL_PER_PROCESS:
-		return "per-process";
+	case MODEL_SHARDED:
+		return "sharded";
 	case MODEL_PARALLEL:
 	default:
 		return "parallel";

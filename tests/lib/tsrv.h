@@ -26,7 +26,7 @@ struct tsrv {
 /* One line of fibd --list-models. */
 struct tsrv_model {
 	char name[32];
-	char concurrency[16]; /* serial, parallel, per-process */
+	char concurrency[16]; /* serial, parallel, sharded */
 };
 
 /*

@@ -1,0 +1,283 @@
+#include "evloop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stop.h"
+
+/* epoll's data.ptr for the three descriptors that are not connections. */
+static char evloop_tag_listener, evloop_tag_pool, evloop_tag_stop;
+
+static uint64_t evloop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int evloop_watch(struct evloop *l, int op, int fd, unsigned events,
+			void *ptr)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = ptr};
+
+	return epoll_ctl(l->ep, op, fd, &ev) ? -errno : 0;
+}
+
+/* A new connection: a task parked in epoll, waiting for its first line. */
+static void evloop_add_conn(struct evloop *l, int fd)
+{
+	struct evconn *c = malloc(sizeof(*c));
+
+	if (!c) {
+		server_reject_busy(fd, l->cfg);
+		return;
+	}
+	evconn_init(c, fd, &l->ecfg);
+	c->armed = EPOLLIN;
+	if (evloop_watch(l, EPOLL_CTL_ADD, fd, c->armed, c)) {
+		server_reject_busy(fd, l->cfg);
+		free(c);
+		return;
+	}
+	evconn_tq_touch(&l->idle, c, evloop_now_ms());
+	atomic_fetch_add(l->nopen, 1);
+	l->nlive++;
+}
+
+static void evloop_accept(struct evloop *l)
+{
+	for (int i = 0; i < EVLOOP_ACCEPT_BATCH; i++) {
+		int fd = evaccept_next(&l->acc, l->cfg);
+
+		if (fd == -EBUSY)
+			continue;
+		if (fd == -EAGAIN)
+			return;
+		if (fd < 0) {
+			/* Out of descriptors or worse: look again later. */
+			evloop_watch(l, EPOLL_CTL_MOD, l->acc.lfd, 0,
+				     &evloop_tag_listener);
+			l->accept_paused = true;
+			l->accept_resume_ms =
+			    evloop_now_ms() + EVACCEPT_BACKOFF_MS;
+			return;
+		}
+		if (atomic_load(l->nopen) >= l->cfg->max_conns)
+			server_reject_busy(fd, l->cfg);
+		else
+			evloop_add_conn(l, fd);
+	}
+}
+
+static void evloop_free_if_dead(struct evloop *l, struct evconn *c)
+{
+	if (evconn_is_dead(c)) {
+		free(c);
+		l->nlive--;
+	}
+}
+
+/*
+ * After anything happened to c: close it if it is done; otherwise restart
+ * its timeout if it made progress and tell epoll what it now waits for.
+ */
+static void evloop_settle(struct evloop *l, struct evconn *c)
+{
+	unsigned want;
+
+	if (c->state == EVCONN_CLOSED)
+		return;
+	if (c->state == EVCONN_DONE) {
+		evconn_tq_remove(c);
+		evconn_close(c);
+		atomic_fetch_sub(l->nopen, 1);
+		evloop_free_if_dead(l, c);
+		return;
+	}
+	if (c->state == EVCONN_LINGER && c->tq != &l->linger)
+		evconn_tq_touch(&l->linger, c, evloop_now_ms());
+	else if (c->progress && c->tq == &l->idle)
+		evconn_tq_touch(&l->idle, c, evloop_now_ms());
+	c->progress = false;
+	want = evconn_events(c);
+	if (want != c->armed && !evloop_watch(l, EPOLL_CTL_MOD, c->fd, want, c))
+		c->armed = want;
+}
+
+static void evloop_conn_event(struct evloop *l, struct evconn *c, unsigned ev)
+{
+	/*
+	 * An error is a reset: nobody is left to answer. A hang-up means our
+	 * write side is shut too, which is expected only while lingering.
+	 */
+	if ((ev & EPOLLERR) || ((ev & EPOLLHUP) && c->state != EVCONN_LINGER)) {
+		evconn_abort(c);
+	} else {
+		if (ev & (EPOLLIN | EPOLLHUP))
+			evconn_on_readable(c);
+		if (ev & EPOLLOUT)
+			evconn_on_writable(c);
+	}
+	evloop_settle(l, c);
+}
+
+/* The pool's eventfd: every finished job fills its slot, in any order. */
+static void evloop_reap(struct evloop *l)
+{
+	struct tpool_job *job = tpool_reap(l->pool), *next;
+	struct evconn *c;
+
+	for (; job; job = next) {
+		next = job->next;
+		c = evconn_job_done(job);
+		if (c->state == EVCONN_CLOSED)
+			evloop_free_if_dead(l, c);
+		else
+			evloop_settle(l, c);
+	}
+}
+
+/*
+ * SIGTERM or SIGINT: stop accepting, and shut every connection's read side.
+ * Each still answers what it has read and what the kernel has queued, then
+ * closes; a client that never reads its replies gets EVLOOP_STOP_GRACE_MS.
+ */
+static void evloop_begin_stop(struct evloop *l)
+{
+	uint64_t deadline = evloop_now_ms() + EVLOOP_STOP_GRACE_MS;
+	struct evconn *c;
+
+	l->stopping = true;
+	l->ecfg.stopping = true;
+	epoll_ctl(l->ep, EPOLL_CTL_DEL, stop_eventfd(), NULL);
+	evaccept_close(&l->acc);
+	l->idle.timeout_ms = EVLOOP_STOP_GRACE_MS;
+	for (c = l->idle.head; c; c = c->tq_next) {
+		/* The same deadline for all: the queue stays sorted. */
+		if (c->deadline_ms > deadline)
+			c->deadline_ms = deadline;
+		evconn_stop(c);
+	}
+}
+
+/* Closes connections whose deadline passed; busy ones get a new one. */
+static void evloop_expire(struct evloop *l, struct evconn_tq *q)
+{
+	uint64_t now = evloop_now_ms();
+	struct evconn *c;
+
+	while ((c = evconn_tq_expired(q, now))) {
+		if (c->njobs) {
+			/* Silent only because we are computing for it. */
+			evconn_tq_touch(q, c, now);
+			continue;
+		}
+		evconn_abort(c);
+		evloop_settle(l, c);
+	}
+}
+
+/* How long epoll may sleep: until the nearest deadline. */
+static int evloop_timeout(const struct evloop *l)
+{
+	uint64_t now = evloop_now_ms();
+	int t = evconn_tq_wait_ms(&l->idle, now);
+	int u = evconn_tq_wait_ms(&l->linger, now);
+
+	if (u >= 0 && (t < 0 || u < t))
+		t = u;
+	if (l->accept_paused) {
+		u = l->accept_resume_ms > now ? (int)(l->accept_resume_ms - now)
+					      : 0;
+		if (t < 0 || u < t)
+			t = u;
+	}
+	return t;
+}
+
+static void evloop_resume_accept(struct evloop *l)
+{
+	if (!l->accept_paused || l->stopping ||
+	    evloop_now_ms() < l->accept_resume_ms)
+		return;
+	l->accept_paused = false;
+	evloop_watch(l, EPOLL_CTL_MOD, l->acc.lfd, EPOLLIN,
+		     &evloop_tag_listener);
+}
+
+static void evloop_dispatch(struct evloop *l, struct epoll_event *ev)
+{
+	void *p = ev->data.ptr;
+
+	if (p == &evloop_tag_listener)
+		evloop_accept(l);
+	else if (p == &evloop_tag_pool)
+		evloop_reap(l);
+	else if (p == &evloop_tag_stop)
+		evloop_begin_stop(l);
+	else
+		evloop_conn_event(l, p, ev->events);
+}
+
+void evloop_run(struct evloop *l)
+{
+	struct epoll_event evs[EVLOOP_EVENTS];
+	int n;
+
+	while (!l->stopping || l->nlive) {
+		n = epoll_wait(l->ep, evs, EVLOOP_EVENTS, evloop_timeout(l));
+		if (n < 0 && errno != EINTR) {
+			log_err(-errno, "epoll_wait");
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			evloop_dispatch(l, &evs[i]);
+		evloop_expire(l, &l->idle);
+		evloop_expire(l, &l->linger);
+		evloop_resume_accept(l);
+	}
+}
+
+int evloop_init(struct evloop *l, const struct server_cfg *cfg, int lfd,
+		struct tpool *pool, unsigned workers, atomic_uint *nopen)
+{
+	int err;
+
+	*l = (struct evloop){.cfg = cfg, .pool = pool, .nopen = nopen};
+	l->idle.timeout_ms = cfg->idle_timeout_ms;
+	l->linger.timeout_ms = EVCONN_LINGER_MS;
+	evaccept_init(&l->acc, lfd);
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (l->ep < 0) {
+		err = -errno;
+		goto out_close_listener;
+	}
+	evconn_cfg_init(&l->ecfg, &cfg->limits, pool, workers);
+	err =
+	    evloop_watch(l, EPOLL_CTL_ADD, lfd, EPOLLIN, &evloop_tag_listener);
+	if (!err && pool)
+		err = evloop_watch(l, EPOLL_CTL_ADD, tpool_eventfd(pool),
+				   EPOLLIN, &evloop_tag_pool);
+	if (!err)
+		err = evloop_watch(l, EPOLL_CTL_ADD, stop_eventfd(), EPOLLIN,
+				   &evloop_tag_stop);
+	if (!err)
+		return 0;
+	close(l->ep);
+out_close_listener:
+	evaccept_close(&l->acc);
+	return err;
+}
+
+void evloop_destroy(struct evloop *l)
+{
+	/* After a stop every connection is gone, so no job is in the pool. */
+	if (!l->stopping)
+		evaccept_close(&l->acc);
+	close(l->ep);
+}

@@ -1,0 +1,438 @@
+/*
+ * netpoll - blocking-style I/O on non-blocking descriptors, over epoll.
+ *
+ * Each fd gets a poll descriptor (struct coro__pd, Go's pollDesc) the first
+ * time a coroutine uses it: O_NONBLOCK is set and the fd joins the epoll set
+ * once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP. After that no
+ * request costs an epoll_ctl. An I/O call tries the system call first and
+ * parks on the pd's rg or wg slot only on EAGAIN; an edge for the fd makes
+ * the slot READY or readies the parked coroutine (park.c closes the race).
+ *
+ * Poll descriptors live in a process-wide table indexed by fd number (as
+ * fd numbers are process-wide) and are never freed while a runtime exists,
+ * so a stale epoll event can only cause a spurious, harmless retry.
+ *
+ * Closing: pd->ref counts calls in flight; coro_close() sets REF_CLOSING,
+ * kicks both slots, and whoever brings the count to zero does close(2). So
+ * a number is never reused while a call may still pass it to the kernel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#define PD_CHUNK    1024
+#define PD_CHUNKS   1024 /* fds below 1M */
+#define REF_CLOSING (1u << 30)
+#define REF_CLOSED  (1u << 31)
+#define REF_COUNT   (REF_CLOSING - 1)
+
+struct coro__pd {
+	int fd;
+	bool is_sock; /* send(MSG_NOSIGNAL) rather than write */
+	_Atomic bool registered;
+	struct coro_rt *rt; /* whose epoll set holds it */
+	_Atomic unsigned ref;
+	_Atomic uintptr_t rg, wg; /* parking slots of a reader, a writer */
+};
+
+static pthread_mutex_t pd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct coro__pd *_Atomic pd_chunks[PD_CHUNKS];
+static unsigned nruntimes; /* the table is freed with the last runtime */
+
+static struct coro__pd *pd_lookup(int fd, bool create)
+{
+	struct coro__pd *chunk;
+	unsigned i;
+
+	if (fd < 0 || fd >= PD_CHUNK * PD_CHUNKS)
+		return NULL;
+	chunk = atomic_load_explicit(&pd_chunks[fd / PD_CHUNK],
+				     memory_order_acquire);
+	if (!chunk && create) {
+		pthread_mutex_lock(&pd_lock);
+		chunk = atomic_load(&pd_chunks[fd / PD_CHUNK]);
+		if (!chunk && (chunk = calloc(PD_CHUNK, sizeof(*chunk)))) {
+			for (i = 0; i < PD_CHUNK; i++)
+				chunk[i].fd = fd / PD_CHUNK * PD_CHUNK + i;
+			atomic_store_explicit(&pd_chunks[fd / PD_CHUNK], chunk,
+					      memory_order_release);
+		}
+		pthread_mutex_unlock(&pd_lock);
+	}
+	return chunk ? &chunk[fd % PD_CHUNK] : NULL;
+}
+
+int coro__netpoll_init(struct coro_rt *rt)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+	int err;
+
+	rt->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (rt->epfd < 0)
+		return -errno;
+	/*
+	 * The doorbell (data.ptr NULL). Edge-triggered, so that one ring
+	 * wakes one sleeping worker, not all of them.
+	 */
+	rt->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rt->evfd < 0)
+		goto out_close_epfd;
+	if (epoll_ctl(rt->epfd, EPOLL_CTL_ADD, rt->evfd, &ev) < 0)
+		goto out_close_evfd;
+	pthread_mutex_lock(&pd_lock);
+	nruntimes++;
+	pthread_mutex_unlock(&pd_lock);
+	return 0;
+
+out_close_evfd:
+	err = -errno;
+	close(rt->evfd);
+	close(rt->epfd);
+	return err;
+out_close_epfd:
+	err = -errno;
+	close(rt->epfd);
+	return err;
+}
+
+/* Forgets a registration: its fd was closed, or its runtime is gone. */
+static void pd_reset(struct coro__pd *pd)
+{
+	atomic_store(&pd->rg, SLOT_NIL);
+	atomic_store(&pd->wg, SLOT_NIL);
+	atomic_store(&pd->registered, false);
+	atomic_store(&pd->ref, 0);
+}
+
+void coro__netpoll_destroy(struct coro_rt *rt)
+{
+	struct coro__pd *chunk;
+	unsigned i, j;
+
+	close(rt->evfd);
+	close(rt->epfd);
+	pthread_mutex_lock(&pd_lock);
+	for (i = 0; i < PD_CHUNKS; i++) {
+		chunk = atomic_load(&pd_chunks[i]);
+		for (j = 0; chunk && j < PD_CHUNK; j++)
+			if (chunk[j].rt == rt)
+				pd_reset(&chunk[j]);
+		if (nruntimes == 1) {
+			free(chunk);
+			atomic_store(&pd_chunks[i], NULL);
+		}
+	}
+	nruntimes--;
+	pthread_mutex_unlock(&pd_lock);
+}
+
+int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs,
+		       int timeout_ms)
+{
+	int n = epoll_wait(rt->epfd, evs, POLL_BATCH, timeout_ms);
+
+	return n < 0 ? 0 : n; /* EINTR: the caller looks around and retries */
+}
+
+void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
+			 struct coro__list *list)
+{
+	uint64_t v;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct coro__pd *pd = evs[i].data.ptr;
+		uint32_t e = evs[i].events;
+
+		if (!pd) {
+			/* Drain, then allow the next ring (not the reverse). */
+			(void)!read(rt->evfd, &v, sizeof(v));
+			atomic_store(&rt->bell_pending, 0);
+			continue;
+		}
+		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			coro__slot_take(&pd->rg, true, list);
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			coro__slot_take(&pd->wg, true, list);
+	}
+}
+
+void coro__netpoll_ring_force(struct coro_rt *rt)
+{
+	uint64_t one = 1;
+
+	atomic_store(&rt->bell_pending, 1);
+	(void)!write(rt->evfd, &one, sizeof(one));
+}
+
+void coro__netpoll_ring(struct coro_rt *rt)
+{
+	if (!atomic_load(&rt->bell_pending))
+		coro__netpoll_ring_force(rt);
+}
+
+static int pd_register(struct coro_rt *rt, struct coro__pd *pd)
+{
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+	    .data.ptr = pd,
+	};
+	struct stat st;
+	int fl, err = 0;
+
+	pthread_mutex_lock(&pd_lock);
+	if (atomic_load(&pd->registered))
+		goto out_unlock;
+	fl = fcntl(pd->fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) &&
+		       fcntl(pd->fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+		err = -errno;
+		goto out_unlock;
+	}
+	pd->is_sock = !fstat(pd->fd, &st) && S_ISSOCK(st.st_mode);
+	pd->rt = rt;
+	atomic_store(&pd->rg, SLOT_NIL);
+	atomic_store(&pd->wg, SLOT_NIL);
+	if (epoll_ctl(rt->epfd, EPOLL_CTL_ADD, pd->fd, &ev) < 0) {
+		err = -errno;
+		goto out_unlock;
+	}
+	atomic_store(&pd->registered, true);
+out_unlock:
+	pthread_mutex_unlock(&pd_lock);
+	return err;
+}
+
+static void pd_close_now(struct coro__pd *pd)
+{
+	epoll_ctl(pd->rt->epfd, EPOLL_CTL_DEL, pd->fd, NULL);
+	pd_reset(pd);
+	close(pd->fd); /* last: from now on the number can be reused */
+}
+
+static void pd_release(struct coro__pd *pd)
+{
+	unsigned closing = REF_CLOSING;
+
+	if (atomic_fetch_sub(&pd->ref, 1) - 1 == REF_CLOSING &&
+	    atomic_compare_exchange_strong(&pd->ref, &closing,
+					   REF_CLOSING | REF_CLOSED))
+		pd_close_now(pd);
+}
+
+static void pd_forget(int fd)
+{
+	struct coro__pd *pd = pd_lookup(fd, false);
+
+	if (pd && atomic_load(&pd->registered)) {
+		pthread_mutex_lock(&pd_lock);
+		pd_reset(pd);
+		pthread_mutex_unlock(&pd_lock);
+	}
+}
+
+/* Enters a call on fd: 0 and *out, or -errno. Pair with pd_release(). */
+static int pd_acquire(int fd, struct coro__pd **out)
+{
+	struct coro__worker *w = coro__self();
+	struct coro__pd *pd;
+	int err;
+
+	if (!w || !w->cur)
+		return -EPERM;
+	pd = pd_lookup(fd, true);
+	if (!pd)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	if (atomic_fetch_add(&pd->ref, 1) & REF_CLOSING) {
+		pd_release(pd);
+		return -EBADF;
+	}
+	if (!atomic_load(&pd->registered)) {
+		err = pd_register(w->rt, pd);
+		if (err) {
+			pd_release(pd);
+			return err;
+		}
+	}
+	*out = pd;
+	return 0;
+}
+
+static bool pd_abort(void *arg)
+{
+	struct coro__pd *pd = arg;
+
+	return (atomic_load(&pd->ref) & REF_CLOSING) ||
+	       atomic_load(&pd->rt->cancelled);
+}
+
+struct pd_timer {
+	struct coro__timer t; /* first: fire() gets it */
+	_Atomic uintptr_t *slot;
+	_Atomic bool fired;
+};
+
+static void pd_timer_fire(struct coro__timer *t)
+{
+	struct pd_timer *pt = (struct pd_timer *)t;
+
+	atomic_store(&pt->fired, true);
+	coro__slot_unblock(pt->slot, false);
+}
+
+/* Parks on slot: 1 ready, 0 woken for nothing (try again), or -errno. */
+static int pd_wait(struct coro__pd *pd, _Atomic uintptr_t *slot, int ms)
+{
+	struct pd_timer pt = {
+	    .t.fire = pd_timer_fire, .t.idx = TIMER_IDLE, .slot = slot};
+	struct coro_rt *rt = pd->rt;
+	bool ready;
+	int err;
+
+	if (ms >= 0) {
+		pt.t.when = coro__now() + (int64_t)ms * 1000000;
+		err = coro__timer_add(rt, &pt.t);
+		if (err)
+			return err;
+	}
+	ready = coro__slot_wait(slot, pd_abort, pd);
+	if (ms >= 0)
+		coro__timer_del(rt, &pt.t);
+	if (ready)
+		return 1;
+	if (atomic_load(&pd->ref) & REF_CLOSING)
+		return -EBADF;
+	if (atomic_load(&rt->cancelled))
+		return -ECANCELED;
+	return atomic_load(&pt.fired) ? -ETIMEDOUT : 0;
+}
+
+void coro_rt_cancel_io(struct coro_rt *rt)
+{
+	struct coro__pd *chunk;
+	unsigned i, j;
+
+	atomic_store(&rt->cancelled, true);
+	pthread_mutex_lock(&pd_lock);
+	for (i = 0; i < PD_CHUNKS; i++) {
+		chunk = atomic_load(&pd_chunks[i]);
+		for (j = 0; chunk && j < PD_CHUNK; j++) {
+			if (!atomic_load(&chunk[j].registered) ||
+			    chunk[j].rt != rt)
+				continue;
+			coro__slot_unblock(&chunk[j].rg, false);
+			coro__slot_unblock(&chunk[j].wg, false);
+		}
+	}
+	pthread_mutex_unlock(&pd_lock);
+}
+
+int coro_close(int fd)
+{
+	struct coro__pd *pd = pd_lookup(fd, false);
+	unsigned s, closing = REF_CLOSING;
+
+	if (!pd || !atomic_load(&pd->registered))
+		return close(fd) < 0 ? -errno : 0;
+	s = atomic_fetch_or(&pd->ref, REF_CLOSING);
+	if (s & REF_CLOSING)
+		return -EBADF;
+	coro__slot_unblock(&pd->rg, false);
+	coro__slot_unblock(&pd->wg, false);
+	if (!(s & REF_COUNT) &&
+	    atomic_compare_exchange_strong(&pd->ref, &closing,
+					   REF_CLOSING | REF_CLOSED))
+		pd_close_now(pd);
+	return 0;
+}
+
+ssize_t coro_read(int fd, void *buf, size_t len)
+{
+	struct coro__pd *pd;
+	ssize_t n;
+	int err = pd_acquire(fd, &pd);
+
+	if (err)
+		return err;
+	for (;;) {
+		n = read(fd, buf, len);
+		if (n >= 0)
+			break;
+		n = -errno;
+		if (n == -EINTR)
+			continue;
+		if (n != -EAGAIN || (n = pd_wait(pd, &pd->rg, -1)) < 0)
+			break;
+	}
+	pd_release(pd);
+	return n;
+}
+
+ssize_t coro_write(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	struct coro__pd *pd;
+	size_t done = 0;
+	ssize_t n = 0;
+	int err = pd_acquire(fd, &pd);
+
+	if (err)
+		return err;
+	while (done < len) {
+		n = pd->is_sock ? send(fd, p + done, len - done, MSG_NOSIGNAL)
+				: write(fd, p + done, len - done);
+		if (n >= 0) {
+			done += (size_t)n;
+			continue;
+		}
+		n = -errno;
+		if (n == -EINTR)
+			continue;
+		if (n != -EAGAIN || (n = pd_wait(pd, &pd->wg, -1)) < 0)
+			break;
+	}
+	pd_release(pd);
+	return n < 0 ? n : (ssize_t)len;
+}
+
+int coro_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	struct coro__pd *pd;
+	int n, err = pd_acquire(fd, &pd);
+
+	if (err)
+		return err;
+	for (;;) {
+		n = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (n >= 0) {
+			/* A fresh number: drop what a close(2) left behind. */
+			pd_forget(n);
+			break;
+		}
+		n = -errno;
+		if (n == -EINTR || n == -ECONNABORTED)
+			continue;
+		if (n != -EAGAIN || (n = pd_wait(pd, &pd->rg, -1)) < 0)
+			break;
+	}
+	pd_release(pd);
+	return n;
+}
+
+int coro_wait_readable(int fd, int timeout_ms)
+{
+	struct coro__pd *pd;
+	int err = pd_acquire(fd, &pd);
+
+	if (err)
+		return err;
+	while (!(err = pd_wait(pd, &pd->rg, timeout_ms)))
+		;
+	pd_release(pd);
+	return err < 0 ? err : 0;
+}

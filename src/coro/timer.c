@@ -1,0 +1,185 @@
+/*
+ * timer - deadlines for coro_sleep() and timed waits: one binary min-heap
+ * per runtime under a mutex.
+ *
+ * Nobody ticks. Idle workers sleep in epoll_wait until the nearest
+ * deadline, and busy workers check timer_next (one atomic load) now and
+ * then; a new earliest deadline rings a sleeper awake to sleep less. A timer's
+ * fire() runs under the lock, so once coro__timer_del() returns the timer
+ * is neither in the heap nor firing, and its memory (often a coroutine's
+ * stack) may go.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+int64_t coro__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int coro__timers_init(struct coro_rt *rt)
+{
+	rt->heap = NULL;
+	rt->ntimers = rt->heap_cap = 0;
+	atomic_init(&rt->timer_next, INT64_MAX);
+	return -pthread_mutex_init(&rt->timer_lock, NULL);
+}
+
+void coro__timers_destroy(struct coro_rt *rt)
+{
+	free(rt->heap);
+	pthread_mutex_destroy(&rt->timer_lock);
+}
+
+static void heap_set(struct coro_rt *rt, size_t i, struct coro__timer *t)
+{
+	rt->heap[i] = t;
+	t->idx = i;
+}
+
+static void sift_up(struct coro_rt *rt, size_t i)
+{
+	struct coro__timer *t = rt->heap[i];
+
+	while (i > 0 && rt->heap[(i - 1) / 2]->when > t->when) {
+		heap_set(rt, i, rt->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(rt, i, t);
+}
+
+static void sift_down(struct coro_rt *rt, size_t i)
+{
+	struct coro__timer *t = rt->heap[i];
+	size_t c;
+
+	while ((c = 2 * i + 1) < rt->ntimers) {
+		if (c + 1 < rt->ntimers &&
+		    rt->heap[c + 1]->when < rt->heap[c]->when)
+			c++;
+		if (rt->heap[c]->when >= t->when)
+			break;
+		heap_set(rt, i, rt->heap[c]);
+		i = c;
+	}
+	heap_set(rt, i, t);
+}
+
+static void heap_remove(struct coro_rt *rt, size_t i)
+{
+	struct coro__timer *last = rt->heap[--rt->ntimers];
+
+	rt->heap[i]->idx = TIMER_IDLE;
+	if (i == rt->ntimers)
+		return;
+	heap_set(rt, i, last);
+	sift_down(rt, i);
+	sift_up(rt, last->idx);
+}
+
+static void publish_next(struct coro_rt *rt)
+{
+	atomic_store(&rt->timer_next,
+		     rt->ntimers ? rt->heap[0]->when : INT64_MAX);
+}
+
+int coro__timer_add(struct coro_rt *rt, struct coro__timer *t)
+{
+	struct coro__timer **heap;
+	bool earliest;
+
+	pthread_mutex_lock(&rt->timer_lock);
+	if (rt->ntimers == rt->heap_cap) {
+		size_t cap = rt->heap_cap ? 2 * rt->heap_cap : 64;
+
+		heap = realloc(rt->heap, cap * sizeof(*heap));
+		if (!heap) {
+			pthread_mutex_unlock(&rt->timer_lock);
+			return -ENOMEM;
+		}
+		rt->heap = heap;
+		rt->heap_cap = cap;
+	}
+	rt->heap[rt->ntimers++] = t;
+	sift_up(rt, rt->ntimers - 1);
+	earliest = rt->heap[0] == t;
+	publish_next(rt);
+	pthread_mutex_unlock(&rt->timer_lock);
+	if (earliest && atomic_load(&rt->nidle))
+		coro__netpoll_ring(rt); /* a sleeper recomputes its timeout */
+	return 0;
+}
+
+void coro__timer_del(struct coro_rt *rt, struct coro__timer *t)
+{
+	pthread_mutex_lock(&rt->timer_lock);
+	if (t->idx != TIMER_IDLE) {
+		heap_remove(rt, t->idx);
+		publish_next(rt);
+	}
+	pthread_mutex_unlock(&rt->timer_lock);
+}
+
+void coro__timers_run(struct coro_rt *rt)
+{
+	struct coro__timer *t;
+	int64_t now = coro__now();
+
+	if (atomic_load(&rt->timer_next) > now)
+		return;
+	pthread_mutex_lock(&rt->timer_lock);
+	while (rt->ntimers && (t = rt->heap[0])->when <= now) {
+		heap_remove(rt, 0);
+		t->fire(t);
+	}
+	publish_next(rt);
+	pthread_mutex_unlock(&rt->timer_lock);
+}
+
+int coro__timers_timeout(struct coro_rt *rt)
+{
+	int64_t next = atomic_load(&rt->timer_next), d;
+
+	if (next == INT64_MAX)
+		return -1;
+	d = next - coro__now();
+	if (d <= 0)
+		return 0;
+	d = (d + 999999) / 1000000;
+	return d > INT_MAX ? INT_MAX : (int)d;
+}
+
+struct sleeper {
+	struct coro__timer t; /* first: fire() gets it */
+	_Atomic uintptr_t slot;
+};
+
+static void sleeper_fire(struct coro__timer *t)
+{
+	coro__slot_unblock(&((struct sleeper *)t)->slot, true);
+}
+
+int coro_sleep(unsigned ms)
+{
+	struct coro_rt *rt = coro_self_rt();
+	struct sleeper s = {.t.fire = sleeper_fire, .t.idx = TIMER_IDLE};
+	int err;
+
+	if (!rt)
+		return -EPERM;
+	s.t.when = coro__now() + (int64_t)ms * 1000000;
+	err = coro__timer_add(rt, &s.t);
+	if (err)
+		return err;
+	while (!coro__slot_wait(&s.slot, NULL, NULL))
+		;
+	coro__timer_del(rt, &s.t); /* waits out a fire() still running */
+	return 0;
+}

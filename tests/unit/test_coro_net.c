@@ -1,0 +1,301 @@
+/*
+ * test_coro_net - the coroutine runtime's netpoller: echo over a socketpair
+ * with EAGAIN parking both ways, close and shutdown waking a parked reader,
+ * timed waits, cancelling I/O, and an accept loop over TCP.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../t.h"
+#include "coro/coro.h"
+#include "coro/san.h"
+
+#ifdef CORO_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define CHECK(cond) T_CHECK(cond, "%s", "false")
+
+/* Checks made in coroutines (t_check() is not thread-safe). */
+static _Atomic int co_failed;
+#define CO_CHECK(cond)                                                         \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			atomic_fetch_add(&co_failed, 1);                       \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,          \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+
+static void check_clean(void)
+{
+	T_CHECK(co_failed == 0, "%d checks failed in coroutines", co_failed);
+#ifdef CORO_ASAN
+	CHECK(__lsan_do_recoverable_leak_check() == 0);
+#endif
+}
+
+static struct coro_rt *rt_new(unsigned workers)
+{
+	struct coro_rt_opts o = {.workers = workers};
+	struct coro_rt *rt = coro_rt_new(&o);
+
+	CHECK(rt != NULL);
+	if (!rt)
+		exit(1);
+	return rt;
+}
+
+/* ---- echo: 4 MiB through small socket buffers, so both sides park ----- */
+
+#define ECHO_LEN (4 << 20)
+
+struct echo {
+	int fd[2];
+	unsigned char *out, *in;
+};
+
+static void echo_server(void *arg)
+{
+	struct echo *e = arg;
+	char buf[8192];
+	ssize_t n;
+
+	while ((n = coro_read(e->fd[1], buf, sizeof(buf))) > 0)
+		CO_CHECK(coro_write(e->fd[1], buf, (size_t)n) == n);
+	CO_CHECK(n == 0);
+	CO_CHECK(coro_close(e->fd[1]) == 0);
+}
+
+static void echo_reader(void *arg)
+{
+	struct echo *e = arg;
+	size_t got = 0;
+	ssize_t n = 1;
+
+	while (got < ECHO_LEN && n > 0) {
+		n = coro_read(e->fd[0], e->in + got, ECHO_LEN - got);
+		got += n > 0 ? (size_t)n : 0;
+	}
+	CO_CHECK(got == ECHO_LEN);
+}
+
+static void echo_client(void *arg)
+{
+	struct echo *e = arg;
+	struct coro *r = coro_spawn(coro_self_rt(), echo_reader, e);
+
+	/* One big write: it must park on EAGAIN until the echo drains. */
+	CO_CHECK(coro_write(e->fd[0], e->out, ECHO_LEN) == ECHO_LEN);
+	shutdown(e->fd[0], SHUT_WR);
+	coro_join(r);
+	CO_CHECK(coro_close(e->fd[0]) == 0);
+}
+
+static void test_echo(void)
+{
+	struct coro_rt *rt = rt_new(2);
+	struct echo e;
+	struct coro_worker_stats ws;
+	uint64_t polls = 0;
+	int i, buf = 16384;
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, e.fd) == 0);
+	for (i = 0; i < 2; i++)
+		setsockopt(e.fd[i], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	e.out = malloc(ECHO_LEN);
+	e.in = calloc(1, ECHO_LEN);
+	for (i = 0; i < ECHO_LEN; i++)
+		e.out[i] = (unsigned char)(i * 7 + i / 251);
+	CHECK(coro_go(rt, echo_server, &e) == 0);
+	CHECK(coro_go(rt, echo_client, &e) == 0);
+	coro_rt_wait(rt);
+	CHECK(memcmp(e.in, e.out, ECHO_LEN) == 0);
+	for (i = 0; i < 2; i++) {
+		coro_worker_stats(rt, (unsigned)i, &ws);
+		polls += ws.polls;
+	}
+	T_CHECK(polls > 0, "nobody ever polled: no parking happened");
+	free(e.out);
+	free(e.in);
+	coro_rt_free(rt);
+	check_clean();
+}
+
+/* ---- waking a parked reader -------------------------------------------- */
+
+struct wake {
+	int fd[2];
+	ssize_t got;
+	int how; /* 0: coro_close, 1: shutdown(SHUT_RD) */
+};
+
+static void parked_reader(void *arg)
+{
+	struct wake *w = arg;
+	char c;
+
+	w->got = coro_read(w->fd[0], &c, 1);
+}
+
+static void waker(void *arg)
+{
+	struct wake *w = arg;
+
+	coro_sleep(50); /* long enough for the reader to park */
+	if (w->how == 0)
+		CO_CHECK(coro_close(w->fd[0]) == 0);
+	else
+		CO_CHECK(shutdown(w->fd[0], SHUT_RD) == 0);
+}
+
+static void test_wake_parked(void)
+{
+	struct coro_rt *rt = rt_new(2);
+	struct wake w;
+
+	for (w.how = 0; w.how < 2; w.how++) {
+		w.got = 1;
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, w.fd) == 0);
+		CHECK(coro_go(rt, parked_reader, &w) == 0);
+		CHECK(coro_go(rt, waker, &w) == 0);
+		coro_rt_wait(rt);
+		if (w.how == 0) {
+			T_CHECK(w.got == -EBADF, "close: got %zd", w.got);
+		} else {
+			T_CHECK(w.got == 0, "shutdown: got %zd", w.got);
+			CHECK(coro_close(w.fd[0]) == 0); /* outside: plain */
+		}
+		close(w.fd[1]);
+	}
+	coro_rt_free(rt);
+	check_clean();
+}
+
+/* ---- timed waits, eventfd, cancel ---------------------------------------- */
+
+static void timed(void *arg)
+{
+	int efd = *(int *)arg;
+	uint64_t v = 1;
+
+	CO_CHECK(coro_wait_readable(efd, 30) == -ETIMEDOUT);
+	CO_CHECK(coro_write(efd, &v, sizeof(v)) == sizeof(v));
+	CO_CHECK(coro_wait_readable(efd, 1000) == 0);
+	CO_CHECK(coro_read(efd, &v, sizeof(v)) == sizeof(v));
+	/* Cancelled from the test thread while parked with no deadline. */
+	CO_CHECK(coro_wait_readable(efd, -1) == -ECANCELED);
+	CO_CHECK(coro_read(efd, &v, sizeof(v)) == -ECANCELED);
+	CO_CHECK(coro_close(efd) == 0);
+}
+
+static void test_timed_cancel(void)
+{
+	struct coro_rt *rt = rt_new(2);
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	CHECK(efd >= 0);
+	CHECK(coro_go(rt, timed, &efd) == 0);
+	usleep(200 * 1000);
+	coro_rt_cancel_io(rt);
+	coro_rt_wait(rt);
+	T_CHECK(coro_read(0, NULL, 0) == -EPERM, "I/O outside a coroutine");
+	coro_rt_free(rt);
+	check_clean();
+}
+
+/* ---- an accept loop over TCP, stopped by closing the listener ------------ */
+
+#define CLIENTS 20
+
+struct srv {
+	int lfd;
+	struct sockaddr_in addr;
+	_Atomic int served;
+};
+
+static void conn_fn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[64];
+	ssize_t n;
+
+	while ((n = coro_read(fd, buf, sizeof(buf))) > 0)
+		CO_CHECK(coro_write(fd, buf, (size_t)n) == n);
+	coro_close(fd);
+}
+
+static void accept_loop(void *arg)
+{
+	struct srv *s = arg;
+	int fd;
+
+	while ((fd = coro_accept(s->lfd, NULL, NULL)) >= 0) {
+		atomic_fetch_add(&s->served, 1);
+		CO_CHECK(coro_go(coro_self_rt(), conn_fn,
+				 (void *)(intptr_t)fd) == 0);
+	}
+	CO_CHECK(fd == -EBADF);
+}
+
+/* A plain-thread client: the runtime serves it from the other side. */
+static int client_roundtrip(const struct sockaddr_in *addr)
+{
+	char buf[8];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0) {
+		close(fd);
+		return 0;
+	}
+	ok = write(fd, "ping\n", 5) == 5 && read(fd, buf, 5) == 5 &&
+	     !memcmp(buf, "ping\n", 5);
+	close(fd);
+	return ok;
+}
+
+static void stopper(void *arg)
+{
+	struct srv *s = arg;
+
+	coro_sleep(10);
+	CO_CHECK(coro_close(s->lfd) == 0);
+}
+
+static void test_accept(void)
+{
+	struct coro_rt *rt = rt_new(2);
+	struct srv s = {.addr.sin_family = AF_INET};
+	socklen_t len = sizeof(s.addr);
+	int i, ok = 0;
+
+	s.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(s.lfd, (struct sockaddr *)&s.addr, len) == 0);
+	CHECK(listen(s.lfd, 64) == 0);
+	CHECK(getsockname(s.lfd, (struct sockaddr *)&s.addr, &len) == 0);
+	CHECK(coro_go(rt, accept_loop, &s) == 0);
+	for (i = 0; i < CLIENTS; i++)
+		ok += client_roundtrip(&s.addr);
+	T_CHECK(ok == CLIENTS, "%d of %d round trips", ok, CLIENTS);
+	CHECK(coro_go(rt, stopper, &s) == 0);
+	coro_rt_wait(rt);
+	T_CHECK(s.served == CLIENTS, "%d accepted", s.served);
+	coro_rt_free(rt);
+	check_clean();
+}
+
+int main(void)
+{
+	T_RUN(test_echo, 30);
+	T_RUN(test_wake_parked, 10);
+	T_RUN(test_timed_cancel, 10);
+	T_RUN(test_accept, 20);
+	return t_done("test_coro_net");
+}
