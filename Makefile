@@ -4,7 +4,7 @@
 #   make test         build and run every test (unit tests + behaviour suite)
 #   make test SAN=1   the same under ASan + UBSan (objects in build/san)
 #   make test TSAN=1  the same under TSan (objects in build/tsan)
-#   make bench        reproduce the talk's tables (see bench/README)
+#   make bench        reproduce the talk's tables (see bench/README.md)
 #
 # Sources are found by wildcard: a new file in src/core, src/models, src/coro,
 # src/fibload or tests/unit joins the build without touching this file.
@@ -91,7 +91,10 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(LIBS)
 test: all $(TESTS)
 	@tests/run.sh $(B)
 
+# The driver is Python 3 (stdlib only); bench/deps installs it and gnuplot.
+# make bench ARGS='--quick' | '--reps 5 --models thread,async' | '--help'
 bench: all
+	@bench/deps
 	@bench/run $(ARGS)
 
 # libFuzzer on the request path (clang + libfuzzer-14-dev). FUZZ_SECONDS sets
