@@ -112,20 +112,32 @@ static int cmd_time(int argc, char **argv)
 	return 0;
 }
 
+static void print_estimate(const char *how, double ns)
+{
+	double days = ns / 1e9 / 86400;
+
+	printf("  %-32s %9.3g s = %9.3g days = %9.3g years\n", how, ns / 1e9,
+	       days, days / 365.25);
+}
+
 /*
- * Fits log(time) = a + b*n over n = 20..30 by least squares, then evaluates
- * at target. All in doubles: fib(100) is about 1e19 days, far from overflow.
+ * Extrapolates naive fib(target)'s time two ways, from n = 20..30 measured
+ * here: with the theoretical growth phi per step from fib(30)'s time, and
+ * with the growth fitted by least squares on log(time). Doubles all the
+ * way: fib(100) is about 1e5 to 1e7 days, far from overflow.
  */
 static int cmd_estimate(const char *arg)
 {
-	double sx = 0, sy = 0, sxx = 0, sxy = 0, a, b, ns, days;
+	double sx = 0, sy = 0, sxx = 0, sxy = 0, a, b, t30 = 0;
 	uint64_t target, value;
 	int k = 0;
 
-	if (parse_n(arg, 1000000, &target))
+	if (parse_n(arg, 1000, &target)) /* phi^1000 is about 1e209 */
 		return 2;
 	for (unsigned n = 20; n <= 30; n += 2, k++) {
-		double y = log(time_naive(n, &value));
+		double t = time_naive(n, &value), y = log(t);
+		if (n == 30)
+			t30 = t;
 		sx += n;
 		sy += y;
 		sxx += (double)n * n;
@@ -133,12 +145,14 @@ static int cmd_estimate(const char *arg)
 	}
 	b = (k * sxy - sx * sy) / (k * sxx - sx * sx);
 	a = (sy - b * sx) / k;
-	ns = exp(a + b * (double)target);
-	days = ns / 1e9 / 86400;
-	printf("measured growth per step: %.4f (phi = %.4f)\n", exp(b), PHI);
-	printf("naive fib(%llu) would take about %.3g s = %.3g days "
-	       "(%.3g years)\n",
-	       (unsigned long long)target, ns / 1e9, days, days / 365.25);
+	printf("naive fib(30) takes %.3g ms here; growth per step fitted over "
+	       "n = 20..30: %.4f (phi = %.4f)\n",
+	       t30 / 1e6, exp(b), PHI);
+	printf("naive fib(%llu) would take about:\n",
+	       (unsigned long long)target);
+	print_estimate("fib(30)'s time x phi per step:",
+		       t30 * pow(PHI, (double)target - 30));
+	print_estimate("the fitted growth:", exp(a + b * (double)target));
 	return 0;
 }
 
