@@ -111,9 +111,11 @@ static bool uconn_flushed(const struct uconn *c)
 static void uconn_answer(struct uconn *c)
 {
 	struct evconn *e = &c->ev;
+	bool capped = false;
 
-	if (e->state == EVCONN_OPEN && !evconn_take(e) &&
-	    c->recv == UCONN_RECV_EOF && e->state == EVCONN_OPEN)
+	if (e->state == EVCONN_OPEN && buf_used(&e->in))
+		capped = evconn_take(e);
+	if (!capped && c->recv == UCONN_RECV_EOF && e->state == EVCONN_OPEN)
 		evconn_eof(e);
 	uconn_send(c);
 	if (!uconn_flushed(c))
