@@ -128,12 +128,17 @@ static void uconn_answer(struct uconn *c)
 	}
 }
 
-/* OPEN takes input up to its cap; FAILING and LINGER read to drop it. */
+/*
+ * OPEN takes input up to its cap, beyond the longest line: while a line is
+ * still unfinished there is nothing to answer, and its end must come in.
+ * FAILING and LINGER read to drop it.
+ */
 static bool uconn_wants_input(const struct uconn *c)
 {
 	switch (c->ev.state) {
 	case EVCONN_OPEN:
-		return buf_used(&c->ev.in) < UCONN_IN_MAX;
+		return buf_used(&c->ev.in) <
+		       UCONN_IN_MAX + c->ev.cfg->lim->max_line;
 	case EVCONN_FAILING:
 	case EVCONN_LINGER:
 		return true;

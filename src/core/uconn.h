@@ -12,9 +12,9 @@
  * Input. Every recv completion is copied into ev.in at once (its provided
  * buffer goes straight back to the ring) and framed by evconn_take(). When
  * the output caps stop the parsing, input keeps arriving until ev.in holds
- * UCONN_IN_MAX bytes; then the multishot recv is cancelled, the kernel's
- * socket buffer fills, and TCP tells the client to wait. The recv is armed
- * again once ev.in drains below the cap.
+ * UCONN_IN_MAX + max_line bytes; then the multishot recv is cancelled, the
+ * kernel's socket buffer fills, and TCP tells the client to wait. The recv is
+ * armed again once ev.in drains below the cap.
  *
  * Output. Replies gather in ev.out while the send in flight owns wire; when
  * it completes, ev.out becomes wire and goes out in one send. So a
@@ -37,7 +37,7 @@
 #include "evconn.h"
 
 #define UCONN_BGID   0	   /* the provided-buffer group recv picks from */
-#define UCONN_IN_MAX 65536 /* input held before the recv is cancelled */
+#define UCONN_IN_MAX 65536 /* input held (+ max_line) before recv pauses */
 
 /* The operation an SQE's user_data names: its three low bits. */
 enum uconn_op {
