@@ -14,7 +14,7 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
 CPPFLAGS += -D_GNU_SOURCE -Isrc
 ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS  := -lgmp -lpthread -lm
+LDLIBS  := -lgmp -luring -lpthread -lm
 
 B := build
 ifeq ($(SAN),1)

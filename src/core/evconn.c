@@ -49,7 +49,7 @@ static bool evconn_answering(const struct evconn *c)
 }
 
 /* Backpressure: may this connection take one more request now? */
-static bool evconn_can_take(const struct evconn *c)
+bool evconn_can_take(const struct evconn *c)
 {
 	return c->state == EVCONN_OPEN && c->nslots < EVCONN_SLOTS_MAX &&
 	       c->njobs < c->cfg->jobs_max &&
@@ -180,6 +180,12 @@ static bool evconn_parse(struct evconn *c)
 	}
 }
 
+bool evconn_take(struct evconn *c)
+{
+	c->budget = EVCONN_INLINE_BUDGET;
+	return evconn_parse(c);
+}
+
 /* Moves finished replies from the head of the FIFO to the output. */
 static void evconn_pack(struct evconn *c)
 {
@@ -250,7 +256,7 @@ static void evconn_advance(struct evconn *c)
  * request (printf 30 | nc) unless a stop shut the read side: then it may be
  * the front half of a longer line, and is dropped (as serve_blocking does).
  */
-static void evconn_eof(struct evconn *c)
+void evconn_eof(struct evconn *c)
 {
 	if (buf_used(&c->in) && !c->cfg->stopping)
 		evconn_line(c, buf_head(&c->in), buf_used(&c->in));

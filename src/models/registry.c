@@ -16,6 +16,7 @@ extern const struct model model_many;
 extern const struct model model_isolate;
 extern const struct model model_coro;
 extern const struct model model_reactor;
+extern const struct model model_uring;
 
 /* One model per line, the way --list-models shows them. */
 /* clang-format off */
@@ -28,6 +29,7 @@ const struct model *const model_registry[] = {
 	&model_isolate,
 	&model_coro,
 	&model_reactor,
+	&model_uring,
 	NULL,
 };
 /* clang-format on */

@@ -1,0 +1,62 @@
+/*
+ * uloop - one io_uring serving fib/1 connections (src/core/uconn.h), the
+ * engine of the uring model: evloop's job, with completions instead of
+ * readiness.
+ *
+ * The loop owns the ring, a provided-buffer ring of ULOOP_BUFS buffers of
+ * ULOOP_BUF_SIZE bytes that every connection's multishot recv picks from, a
+ * non-blocking listener with its multishot accept, and a poll on
+ * stop_eventfd(). Each turn it submits what the last turn queued, waits for
+ * a completion or the nearest deadline (--idle-timeout, the polite close
+ * after an error, the accept back-off) in the same io_uring_enter(), and
+ * dispatches every completion. A stop cancels the accept, closes the
+ * listener, shuts every connection's read side, answers what was read, and
+ * ends uloop_run() once every connection is gone.
+ */
+#ifndef FIBD_CORE_ULOOP_H
+#define FIBD_CORE_ULOOP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "evaccept.h"
+#include "server.h"
+#include "uconn.h"
+
+#define ULOOP_SQ_ENTRIES 256
+#define ULOOP_CQ_ENTRIES 4096
+#define ULOOP_BUFS	 256  /* provided buffers per ring: a power of 2 */
+#define ULOOP_BUF_SIZE	 4096 /* bytes each: 1 MiB per ring */
+#define ULOOP_SHED_BATCH 64   /* backlog shed per failed accept */
+/* At a stop, a client that does not read its replies gets this long. */
+#define ULOOP_STOP_GRACE_MS 5000
+
+struct uloop {
+	struct uconn_ring ur; /* the ring, and what connections share */
+	const struct server_cfg *cfg;
+	struct evaccept acc;	      /* the listener, lfd -1 once stopped */
+	bool accepting;		      /* the multishot accept is in flight */
+	uint64_t accept_resume;	      /* out of descriptors: re-arm at (ms) */
+	bool disabled;		      /* created IORING_SETUP_R_DISABLED */
+	struct io_uring_buf_ring *br; /* the provided-buffer ring */
+	char *bufs;		      /* its ULOOP_BUFS buffers */
+};
+
+/*
+ * Sets l up on listener lfd (non-blocking; the loop closes it) in the
+ * calling thread; uloop_run() may run in another. nopen is the connection
+ * count shared by every loop. Returns 0 or -errno (lfd is then closed);
+ * "uring: io_uring unavailable: ..." is logged when the kernel refuses
+ * io_uring.
+ */
+int uloop_init(struct uloop *l, const struct server_cfg *cfg, int lfd,
+	       atomic_uint *nopen);
+
+/* Serves until a stop has drained every connection. */
+void uloop_run(struct uloop *l);
+
+/* Frees what uloop_init() made (not nopen). */
+void uloop_destroy(struct uloop *l);
+
+#endif
