@@ -54,6 +54,23 @@ int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)
 	return fd;
 }
 
+int server_listen_shard(const struct server_cfg *cfg, unsigned i,
+			uint16_t shared_port)
+{
+	int flags = NET_NONBLOCK | (cfg->ports ? 0 : NET_REUSEPORT);
+	uint16_t port = cfg->port;
+	int lfd;
+
+	if (cfg->ports && port)
+		port = (uint16_t)(port + i);
+	else if (!cfg->ports && i > 0)
+		port = shared_port;
+	lfd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
+	if (lfd < 0)
+		log_err(lfd, "cannot listen on %s:%u", cfg->host, port);
+	return lfd;
+}
+
 /* A descriptor held back for server_shed(). */
 
 static int server_reserve_fd = -1;

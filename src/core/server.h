@@ -45,6 +45,16 @@ unsigned server_workers(const struct server_cfg *cfg);
  */
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
 
+/*
+ * The non-blocking listener of shard i of a sharded model (one loop or
+ * process per shard): PORT+i with --ports, else the shared port with
+ * SO_REUSEPORT, where shard 0 resolves port 0 and passes what it got as
+ * shared_port to the others. Does not announce. Returns the fd or -errno
+ * (after logging why).
+ */
+int server_listen_shard(const struct server_cfg *cfg, unsigned i,
+			uint16_t shared_port);
+
 /* Prints the "listening on" line for port (when the listener is elsewhere). */
 void server_announce(const struct server_cfg *cfg, int port);
 

@@ -47,27 +47,6 @@ static void *reactor_shard_main(void *arg)
 	return NULL;
 }
 
-/*
- * Opens shard i's listener: its own port with --ports, else the shared
- * port (port 0 is resolved by the first shard and reused by the rest).
- */
-static int reactor_listen(const struct server_cfg *cfg, unsigned i,
-			  uint16_t shared_port)
-{
-	int flags = NET_NONBLOCK | (cfg->ports ? 0 : NET_REUSEPORT);
-	uint16_t port = cfg->port;
-	int lfd;
-
-	if (cfg->ports && port)
-		port = (uint16_t)(port + i);
-	else if (!cfg->ports && i > 0)
-		port = shared_port;
-	lfd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
-	if (lfd < 0)
-		log_err(lfd, "cannot listen on %s:%u", cfg->host, port);
-	return lfd;
-}
-
 /* Opens every listener and loop; nothing runs yet. Returns how many. */
 static int reactor_setup(const struct server_cfg *cfg,
 			 struct reactor_shard *shards, unsigned n,
@@ -76,20 +55,22 @@ static int reactor_setup(const struct server_cfg *cfg,
 	unsigned i;
 	int lfd, err = 0;
 
-	for (i = 0; i < n && !err; i++) {
-		lfd = reactor_listen(cfg, i, i ? shards[0].port : 0);
+	for (i = 0; i < n; i++) {
+		lfd = server_listen_shard(cfg, i, i ? shards[0].port : 0);
 		if (lfd < 0) {
 			err = lfd;
 			break;
 		}
 		shards[i].port = (uint16_t)net_local_port(lfd);
 		err = evloop_init(&shards[i].loop, cfg, lfd, NULL, 1, nopen);
+		if (err)
+			break;
 	}
 	if (!err)
 		return (int)n;
+	/* Shard i failed and cleaned up after itself; undo the ones before. */
 	while (i-- > 0)
-		if (i < n && shards[i].port)
-			evloop_destroy(&shards[i].loop);
+		evloop_destroy(&shards[i].loop);
 	return err;
 }
 

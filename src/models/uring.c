@@ -57,27 +57,6 @@ static void *uring_shard_main(void *arg)
 	return NULL;
 }
 
-/*
- * Opens shard i's listener: its own port with --ports, else the shared
- * port (port 0 is resolved by the first shard and reused by the rest).
- */
-static int uring_listen(const struct server_cfg *cfg, unsigned i,
-			uint16_t shared_port)
-{
-	int flags = NET_NONBLOCK | (cfg->ports ? 0 : NET_REUSEPORT);
-	uint16_t port = cfg->port;
-	int lfd;
-
-	if (cfg->ports && port)
-		port = (uint16_t)(port + i);
-	else if (!cfg->ports && i > 0)
-		port = shared_port;
-	lfd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
-	if (lfd < 0)
-		log_err(lfd, "cannot listen on %s:%u", cfg->host, port);
-	return lfd;
-}
-
 /* Opens every listener and ring; nothing runs yet. Returns how many. */
 static int uring_setup(const struct server_cfg *cfg, struct uring_shard *shards,
 		       unsigned n, atomic_uint *nopen)
@@ -86,7 +65,7 @@ static int uring_setup(const struct server_cfg *cfg, struct uring_shard *shards,
 	int lfd, err = 0;
 
 	for (i = 0; i < n; i++) {
-		lfd = uring_listen(cfg, i, i ? shards[0].port : 0);
+		lfd = server_listen_shard(cfg, i, i ? shards[0].port : 0);
 		if (lfd < 0) {
 			err = lfd;
 			break;
