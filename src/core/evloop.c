@@ -74,9 +74,26 @@ static void evloop_accept(struct evloop *l)
 	}
 }
 
+/*
+ * A dead connection is freed only after the whole epoll batch: a later
+ * event of the same batch may still point at it (a pool completion closed
+ * it first, then the client's RST arrives as EPOLLERR), and must find it
+ * CLOSED, not freed or reused. bench/soak found this under ASan.
+ */
 static void evloop_free_if_dead(struct evloop *l, struct evconn *c)
 {
 	if (evconn_is_dead(c)) {
+		c->tq_next = l->dead;
+		l->dead = c;
+	}
+}
+
+static void evloop_free_dead(struct evloop *l)
+{
+	struct evconn *c;
+
+	while ((c = l->dead)) {
+		l->dead = c->tq_next;
 		free(c);
 		l->nlive--;
 	}
@@ -111,6 +128,8 @@ static void evloop_settle(struct evloop *l, struct evconn *c)
 
 static void evloop_conn_event(struct evloop *l, struct evconn *c, unsigned ev)
 {
+	if (c->state == EVCONN_CLOSED)
+		return; /* closed earlier in this batch: a stale event */
 	/*
 	 * An error is a reset: nobody is left to answer. A hang-up means our
 	 * write side is shut too, which is expected only while lingering.
@@ -239,6 +258,7 @@ void evloop_run(struct evloop *l)
 			evloop_dispatch(l, &evs[i]);
 		evloop_expire(l, &l->idle);
 		evloop_expire(l, &l->linger);
+		evloop_free_dead(l);
 		evloop_resume_accept(l);
 	}
 }

@@ -41,6 +41,7 @@ struct evloop {
 	struct evconn_tq linger; /* closing politely, by start of linger */
 	atomic_uint *nopen;	 /* connections with a socket: --max-conns */
 	unsigned nlive;		 /* structs not yet freed, closed ones too */
+	struct evconn *dead;	 /* to free after this batch, via tq_next */
 	bool stopping;
 };
 
