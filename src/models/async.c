@@ -49,6 +49,7 @@ struct async_loop {
 	struct evconn_tq linger; /* closing politely, by start of linger */
 	unsigned nopen;		 /* connections with a socket: --max-conns */
 	unsigned nlive;		 /* structs not yet freed, closed ones too */
+	struct evconn *dead; /* to free after this batch, via tq_next */
 	bool stopping;
 };
 
@@ -117,9 +118,25 @@ static void async_accept(struct async_loop *l)
 	}
 }
 
+/*
+ * A dead connection is freed only after the whole epoll batch: a later
+ * event of the same batch may still point at it (the pool's completion
+ * closed it first), and must find it CLOSED, not freed or reused.
+ */
 static void async_free_if_dead(struct async_loop *l, struct evconn *c)
 {
 	if (evconn_is_dead(c)) {
+		c->tq_next = l->dead;
+		l->dead = c;
+	}
+}
+
+static void async_free_dead(struct async_loop *l)
+{
+	struct evconn *c;
+
+	while ((c = l->dead)) {
+		l->dead = c->tq_next;
 		free(c);
 		l->nlive--;
 	}
@@ -155,6 +172,8 @@ static void async_settle(struct async_loop *l, struct evconn *c)
 static void async_conn_event(struct async_loop *l, struct evconn *c,
 			     unsigned ev)
 {
+	if (c->state == EVCONN_CLOSED)
+		return; /* closed earlier in this batch: a stale event */
 	/*
 	 * An error is a reset: nobody is left to answer. A hang-up means our
 	 * write side is shut too, which is expected only while lingering.
@@ -283,6 +302,7 @@ static void async_loop_run(struct async_loop *l)
 			async_dispatch(l, &evs[i]);
 		async_expire(l, &l->idle);
 		async_expire(l, &l->linger);
+		async_free_dead(l);
 		async_resume_accept(l);
 	}
 }
