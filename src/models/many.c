@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -36,6 +37,8 @@
 #define MANY_MAX_WORKERS 256
 /* A child that dies sooner than this after its start is restarted slowly. */
 #define MANY_FLAP_MS 1000
+/* Without pidfds (old kernels, valgrind), exits are polled this often. */
+#define MANY_POLL_MS 200
 
 struct many_child {
 	pid_t pid;
@@ -78,26 +81,27 @@ static int many_spawn(const struct server_cfg *cfg, struct many_child *c,
 		close(report[0]);
 		many_child_main(cfg, port, flags, report[1]);
 	}
-	close(report[1]);
 	if (c->pid < 0) {
+		msg = -errno;
+		c->pid = 0; /* never -1: many_stop() would kill(-1, ...) */
 		close(report[0]);
-		return -errno;
+		close(report[1]);
+		return msg;
 	}
+	close(report[1]);
 	if (read(report[0], &msg, sizeof(msg)) != sizeof(msg))
 		msg = -EIO;
 	close(report[0]);
-	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
-	if (msg < 0 || c->pidfd < 0) {
+	if (msg < 0) {
 		kill(c->pid, SIGKILL);
 		waitpid(c->pid, NULL, 0);
-		if (c->pidfd >= 0)
-			close(c->pidfd);
 		c->pid = 0;
-		log_err(msg < 0 ? msg : -errno,
-			"cannot start a worker on %s:%u", cfg->host, port);
-		return msg < 0 ? msg : -EIO;
+		log_err(msg, "cannot start a worker on %s:%u", cfg->host, port);
+		return msg;
 	}
+	/* -1 before Linux 5.3 or under valgrind 3.19: then we poll. */
+	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	c->port = (uint16_t)msg;
 	return 0;
 }
@@ -111,14 +115,23 @@ static long ms_since(const struct timespec *t)
 	       (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
-/* Reaps child c, which exited, and starts a new one on the same port. */
-static void many_restart(const struct server_cfg *cfg, struct many_child *c,
-			 int flags)
+/* Reaps child c if it exited (its pidfd said so, or a poll finds it). */
+static bool many_reaped(struct many_child *c, const struct pollfd *pfd,
+			int *status)
 {
-	int status = 0;
+	if (!c->pid)
+		return false;
+	if (c->pidfd >= 0)
+		return pfd->revents && waitpid(c->pid, status, 0) == c->pid;
+	return waitpid(c->pid, status, WNOHANG) == c->pid;
+}
 
-	waitpid(c->pid, &status, 0);
-	close(c->pidfd);
+/* Child c exited with status: start a new one on the same port. */
+static void many_restart(const struct server_cfg *cfg, struct many_child *c,
+			 int flags, int status)
+{
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	log_msg("worker %d on port %u %s %d; restarting", (int)c->pid, c->port,
 		WIFSIGNALED(status) ? "killed by signal" : "exited with",
 		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -133,19 +146,24 @@ static void many_supervise(const struct server_cfg *cfg,
 			   struct many_child *kids, unsigned n, int flags)
 {
 	struct pollfd pfd[MANY_MAX_WORKERS + 1];
+	int timeout, status;
 
 	while (!stop_requested()) {
 		pfd[0] =
 		    (struct pollfd){.fd = stop_eventfd(), .events = POLLIN};
-		for (unsigned i = 0; i < n; i++)
+		timeout = -1;
+		for (unsigned i = 0; i < n; i++) {
 			pfd[i + 1] = (struct pollfd){
 			    .fd = kids[i].pid ? kids[i].pidfd : -1,
 			    .events = POLLIN};
-		if (poll(pfd, n + 1, -1) < 0)
+			if (kids[i].pid && kids[i].pidfd < 0)
+				timeout = MANY_POLL_MS; /* no pidfd */
+		}
+		if (poll(pfd, n + 1, timeout) < 0)
 			continue;
 		for (unsigned i = 0; i < n && !stop_requested(); i++)
-			if (pfd[i + 1].revents)
-				many_restart(cfg, &kids[i], flags);
+			if (many_reaped(&kids[i], &pfd[i + 1], &status))
+				many_restart(cfg, &kids[i], flags, status);
 	}
 }
 
@@ -162,7 +180,8 @@ static int many_stop(struct many_child *kids, unsigned n)
 			continue;
 		while (waitpid(kids[i].pid, &status, 0) < 0 && errno == EINTR)
 			;
-		close(kids[i].pidfd);
+		if (kids[i].pidfd >= 0)
+			close(kids[i].pidfd);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			rc = -ECHILD;
 	}

@@ -17,10 +17,14 @@
  *
  * Frames are in host byte order: both ends are the same binary.
  *
- * Workers start from a clean image: each is /proc/self/exe exec'd as
+ * Workers start from a clean image: each is our own binary exec'd as
  * "fibd --child procpool ALGO MAX_N" with its socket on fd 3, so spawning
  * one from the threaded server (posix_spawn, a vfork and an exec) never
- * runs malloc in a copy of a threaded process.
+ * runs malloc in a copy of a threaded process. The binary is a descriptor
+ * opened on /proc/self/exe at start and exec'd as /proc/self/fd/N: a worker
+ * respawned after the file was replaced (an upgrade) still runs the
+ * server's own image, and valgrind, whose /proc/self/exe is itself, can
+ * follow it (it hands out the client's binary for that open).
  *
  * A worker that dies (kill -9) costs the request it was computing an
  * "ERR internal error"; the keeper thread, which sees every exit through a
@@ -34,6 +38,7 @@
  * wake-ups on top of the client's; the compute parallelism is capped at N.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -168,6 +173,8 @@ struct pool {
 	struct pollfd *pfds; /* the keeper's: wake_fd, then each pidfd */
 	unsigned nworkers;
 	struct proto_limits lim; /* passed on to every worker */
+	int exe_fd;		 /* our binary, open; -1: use exe_path as is */
+	char exe_path[32];	 /* what workers exec: /proc/self/fd/N */
 	pthread_t keeper;
 };
 
@@ -193,7 +200,7 @@ static int pool_spawn(struct pool *p, struct pool_worker *w)
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], PROCPOOL_FD);
-	err = posix_spawn(&w->pid, "/proc/self/exe", &fa, &attr, argv, environ);
+	err = posix_spawn(&w->pid, p->exe_path, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	close(sv[1]);
@@ -437,6 +444,8 @@ static void pool_apply(void *ctx, const struct proto_limits *lim, uint64_t n,
 
 static void pool_free(struct pool *p)
 {
+	if (p->exe_fd >= 0)
+		close(p->exe_fd);
 	close(p->wake_fd);
 	free(p->pfds);
 	free(p->workers);
@@ -454,6 +463,12 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 	pthread_cond_init(&p->idle_cv, NULL);
 	p->lim = cfg->limits;
 	p->nworkers = server_workers(cfg);
+	p->exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (p->exe_fd >= 0)
+		snprintf(p->exe_path, sizeof(p->exe_path), "/proc/self/fd/%d",
+			 p->exe_fd);
+	else
+		strcpy(p->exe_path, "/proc/self/exe");
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->workers = calloc(p->nworkers, sizeof(*p->workers));
 	p->pfds = calloc(p->nworkers + 1, sizeof(*p->pfds));

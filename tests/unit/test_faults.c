@@ -188,6 +188,40 @@ static void case_garbage(void)
 	still_serves_then_stops(&s);
 }
 
+/*
+ * Clients that reset while their request is computing, in bursts, so the
+ * reset and the finished job often reach an event loop in one batch (the
+ * async model once freed such a connection and then used it: soak found
+ * it). A serial model gets one connection per burst.
+ */
+static void case_reset_while_computing(void)
+{
+	enum {
+		ROUNDS = 300,
+		BURST = 8
+	};
+	int fds[BURST], conns = is_parallel() ? BURST : 1, ok = 1, round;
+	struct tsrv s;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	for (round = 0; round < ROUNDS && ok; round++) {
+		for (int i = 0; i < conns; i++) {
+			fds[i] = tsrv_connect(&s, 0);
+			ok &= fds[i] >= 0 && t_send(fds[i], "1\n25\n") == 0;
+		}
+		for (int i = 0; i < conns; i++)
+			ok &= fds[i] >= 0 &&
+			      t_read_lines(fds[i], buf, sizeof(buf), 1) >= 1;
+		usleep((useconds_t)(round * 37 % 600));
+		for (int i = 0; i < conns; i++)
+			if (fds[i] >= 0)
+				t_reset(fds[i]);
+	}
+	T_CHECK(ok, "%s: no answer in round %d", cur->name, round - 1);
+	still_serves_then_stops(&s);
+}
+
 /* Requests fully sent before SIGTERM are all answered; exit 0. */
 static void case_stop_under_load(void)
 {
@@ -288,6 +322,7 @@ int main(void)
 		TSRV_CASE(cur, case_thousand_clients, 120);
 		TSRV_CASE(cur, case_reset_mid_reply, 60);
 		TSRV_CASE(cur, case_half_close_pipeline, 60);
+		TSRV_CASE(cur, case_reset_while_computing, 60);
 		TSRV_CASE(cur, case_never_reads, 60);
 		TSRV_CASE(cur, case_garbage, 60);
 		TSRV_CASE(cur, case_stop_under_load, 90);

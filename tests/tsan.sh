@@ -1,0 +1,65 @@
+#!/bin/sh
+# The ThreadSanitizer run for CI: builds fibd and the threaded suites with
+# TSAN=1 (objects in build/tsan), then runs
+#   test_models and test_faults   against $FIBD_MODELS
+#                                 (default: thread,procpool,isolate,async)
+#   test_procpool, test_async     when their model is in the list
+#   test_chan                     isolate's channel, threads on both ends
+# Every process writes its TSan reports to files, so a report from a server
+# or a worker process is never lost in a log nobody reads; any report fails
+# the run, as does any failed test. Ends with "N passed, M failed".
+#
+# coro is not in the default list: its fibers need TSan's fiber annotations
+# (__tsan_switch_to_fiber) before TSan can follow its stack switches.
+#
+# Usage: tests/tsan.sh [MODELS]     e.g. tests/tsan.sh thread,async
+set -u
+cd "$(dirname "$0")/.." || exit 1
+B=build/tsan
+MODELS=${1:-${FIBD_MODELS:-thread,procpool,isolate,async}}
+on() { case ",$MODELS," in *",$1,"*) return 0 ;; esac; return 1; }
+
+tests="test_models test_faults test_chan"
+on procpool && tests="$tests test_procpool"
+on async && tests="$tests test_async"
+targets="$B/fibd"
+for t in $tests; do targets="$targets $B/tests/$t"; done
+# shellcheck disable=SC2086
+make -j2 TSAN=1 $targets >/dev/null || {
+	echo "tsan: build failed" >&2
+	exit 1
+}
+
+logdir=$(mktemp -d /tmp/fibd-tsan-XXXXXX)
+export TSAN_OPTIONS="log_path=$logdir/report second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export FIBD_BUILD=$B FIBD_MODELS=$MODELS
+passed=0 failed=0
+echo "tsan: models $MODELS; reports in $logdir"
+for t in $tests; do
+	out=$("$B/tests/$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | grep -v '^ok ' >&2
+	line=$(printf '%s\n' "$out" | grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+	if [ -z "$line" ] || [ "$rc" != 0 ]; then
+		echo "tsan: $t exited $rc" >&2
+		failed=$((failed + 1))
+	fi
+	p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p')
+	f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+done
+
+reports=$(find "$logdir" -type f | wc -l)
+if [ "$reports" != 0 ]; then
+	echo "tsan: $reports report file(s):" >&2
+	for r in "$logdir"/*; do
+		echo "== $r" >&2
+		grep -E '^(WARNING|SUMMARY|    #[0-3] )' "$r" >&2
+	done
+	failed=$((failed + reports))
+else
+	rmdir "$logdir"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# valgrind memcheck over every model: a short scenario per model, then
+# SIGTERM, then "no errors and definitely lost: 0" asserted for the server
+# and every process it started (procpool's workers are exec'd, many's
+# children forked: --trace-children=yes follows both, one log per pid).
+#
+# The scenario (bash's /dev/tcp is the client): good and bad requests on
+# one connection, big replies pipelined (--algo fast, fib(100000) is 20899
+# digits), a line too long, a client that leaves mid-request, one that
+# leaves without reading big replies, and a few short connections.
+#
+# Usage: tests/valgrind.sh [BUILD_DIR] [MODELS]   (default: build, all)
+# Ends with "valgrind: N passed, M failed"; exits non-zero on a failure.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+B=${1:-build}
+FIBD_DEPS_EXTRA=valgrind scripts/deps || exit 1
+[ "$B" != build ] || make -s -j2 build/fibd || exit 1
+MODELS=${2:-${FIBD_MODELS:-}}
+[ -n "$MODELS" ] || MODELS=$("$B/fibd" --list-models | awk '{print $1}')
+MODELS=${MODELS//,/ }
+BIG_LEN=20900 # fib(100000): 20899 digits and '\n'
+passed=0 failed=0 dir="" why=""
+
+fail() { why="${why}$*; "; }
+
+# Waits for the "listening on" line; prints the port.
+wait_port() {
+	local i p
+	for ((i = 0; i < 600; i++)); do
+		p=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' \
+			"$dir/stderr" | head -n 1)
+		[ -n "$p" ] && echo "$p" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# expect FD WANT: the next line on FD is WANT.
+expect() {
+	local line=""
+	IFS= read -r -t 60 line <&"$1"
+	[ "$line" = "$2" ] || fail "got '${line:0:40}' want '$2'"
+}
+
+talk_requests() { # good and bad requests, one connection
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return
+	printf '10\n+7 \r\n abc\n-3\n\n100001\n1x\n\0\377\n' >&3
+	expect 3 55
+	expect 3 13
+	expect 3 "ERR not a number"
+	expect 3 "ERR negative n"
+	expect 3 "ERR empty request"
+	expect 3 "ERR n too large (max 100000)"
+	expect 3 "ERR not a number"
+	expect 3 "ERR not a number"
+	exec 3>&-
+}
+
+talk_big() { # 8 big replies pipelined: past every output flush threshold
+	local line n=0
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return
+	printf '100000\n%.0s' {1..8} >&3
+	for ((n = 0; n < 8; n++)); do
+		IFS= read -r -t 60 line <&3 || break
+		[ $((${#line} + 1)) = $BIG_LEN ] || fail "big reply of ${#line}"
+	done
+	[ "$n" = 8 ] || fail "$n of 8 big replies"
+	exec 3>&-
+}
+
+talk_faults() { # a line too long; clients that vanish
+	local line
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return
+	head -c 2000 /dev/zero | tr '\0' 'x' >&3
+	expect 3 "ERR line too long (max 1024 bytes)"
+	IFS= read -r -t 60 line <&3 && fail "no close after a line too long"
+	exec 3>&-
+	exec 3<>"/dev/tcp/127.0.0.1/$1" && printf '12' >&3 && exec 3>&-
+	exec 3<>"/dev/tcp/127.0.0.1/$1" && printf '100000\n%.0s' {1..20} >&3
+	exec 3>&-
+	for ((i = 0; i < 10; i++)); do
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || return
+		printf '5\n' >&3
+		expect 3 5
+		exec 3>&-
+	done
+}
+
+# Every log: no error, nothing definitely lost.
+check_logs() {
+	local f n=0
+	for f in "$dir"/vg.*.log; do
+		[ -e "$f" ] || continue
+		n=$((n + 1))
+		grep -q 'ERROR SUMMARY: 0 errors' "$f" ||
+			fail "errors in $(basename "$f")"
+		grep -q 'definitely lost: [1-9]' "$f" &&
+			fail "a definite leak in $(basename "$f")"
+		grep -qE 'definitely lost: 0 bytes|All heap blocks were freed' \
+			"$f" || fail "no leak summary in $(basename "$f")"
+	done
+	[ "$n" -gt 0 ] || fail "no valgrind log"
+}
+
+run_model() {
+	local m=$1 pid port rc
+	dir=$(mktemp -d /tmp/fibd-valgrind-XXXXXX)
+	why=""
+	valgrind --leak-check=full --errors-for-leak-kinds=definite \
+		--error-exitcode=99 --trace-children=yes \
+		--log-file="$dir/vg.%p.log" "$B/fibd" --model "$m" \
+		--listen 127.0.0.1:0 --workers 2 --algo fast 2>"$dir/stderr" &
+	pid=$!
+	if port=$(wait_port); then
+		talk_requests "$port"
+		talk_big "$port"
+		talk_faults "$port"
+	else
+		fail "did not start"
+	fi
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	[ "$rc" = 0 ] || fail "exit status $rc"
+	check_logs
+	if [ -z "$why" ]; then
+		echo "ok   valgrind/$m ($(ls "$dir" | grep -c '^vg') processes)"
+		passed=$((passed + 1))
+		rm -rf "$dir"
+	else
+		echo "FAIL valgrind/$m: $why(logs in $dir)"
+		failed=$((failed + 1))
+	fi
+}
+
+for m in $MODELS; do
+	run_model "$m"
+done
+echo "valgrind: $passed passed, $failed failed"
+[ "$failed" = 0 ]
