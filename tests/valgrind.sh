@@ -9,7 +9,7 @@
 # digits), a line too long, a client that leaves mid-request, one that
 # leaves without reading big replies, and a few short connections.
 #
-# Usage: tests/valgrind.sh [BUILD_DIR] [MODELS]   (default: build, all)
+# Usage: tests/valgrind.sh [BUILD_DIR] [MODELS]   (default: build, all but uring)
 # Ends with "valgrind: N passed, M failed"; exits non-zero on a failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -17,7 +17,12 @@ B=${1:-build}
 FIBD_DEPS_EXTRA=valgrind scripts/deps || exit 1
 [ "$B" != build ] || make -s -j2 build/fibd || exit 1
 MODELS=${2:-${FIBD_MODELS:-}}
-[ -n "$MODELS" ] || MODELS=$("$B/fibd" --list-models | awk '{print $1}')
+# uring is left out: memcheck cannot see the kernel fill io_uring's provided
+# buffers, so every byte received looks uninitialised (a false report on
+# each request), and the run stalls. ASan, which does not track
+# initialisation, covers uring instead.
+[ -n "$MODELS" ] ||
+	MODELS=$("$B/fibd" --list-models | awk '$1 != "uring" {print $1}')
 MODELS=${MODELS//,/ }
 BIG_LEN=20900 # fib(100000): 20899 digits and '\n'
 passed=0 failed=0 dir="" why=""
