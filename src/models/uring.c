@@ -30,87 +30,37 @@
  * request stalls every connection it owns; rings share nothing but the
  * connection count for --max-conns.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-#include "../core/log.h"
 #include "../core/uloop.h"
+#include "../core/shards.h"
 #include "model.h"
 
-#define URING_MAX_RINGS 256
+static int uring_init(void *loop, const struct server_cfg *cfg, int lfd,
+		      atomic_uint *nopen)
+{
+	return uloop_init(loop, cfg, lfd, nopen);
+}
 
-struct uring_shard {
-	pthread_t thread;
-	struct uloop loop;
-	uint16_t port;
+static void uring_loop_run(void *loop)
+{
+	uloop_run(loop);
+}
+
+static void uring_loop_destroy(void *loop)
+{
+	uloop_destroy(loop);
+}
+
+static const struct shard_ops uring_shard_ops = {
+    .what = "ring",
+    .size = sizeof(struct uloop),
+    .init = uring_init,
+    .run = uring_loop_run,
+    .destroy = uring_loop_destroy,
 };
-
-static void *uring_shard_main(void *arg)
-{
-	struct uring_shard *s = arg;
-
-	uloop_run(&s->loop);
-	uloop_destroy(&s->loop);
-	return NULL;
-}
-
-/* Opens every listener and ring; nothing runs yet. Returns how many. */
-static int uring_setup(const struct server_cfg *cfg, struct uring_shard *shards,
-		       unsigned n, atomic_uint *nopen)
-{
-	unsigned i;
-	int lfd, err = 0;
-
-	for (i = 0; i < n; i++) {
-		lfd = server_listen_shard(cfg, i, i ? shards[0].port : 0);
-		if (lfd < 0) {
-			err = lfd;
-			break;
-		}
-		shards[i].port = (uint16_t)net_local_port(lfd);
-		err = uloop_init(&shards[i].loop, cfg, lfd, nopen);
-		if (err)
-			break;
-	}
-	if (!err)
-		return (int)n;
-	while (i-- > 0)
-		uloop_destroy(&shards[i].loop);
-	return err;
-}
 
 static int uring_run(const struct server_cfg *cfg)
 {
-	static struct uring_shard shards[URING_MAX_RINGS];
-	unsigned n = server_workers(cfg), started = 0;
-	atomic_uint nopen = 0;
-	int err;
-
-	if (n > URING_MAX_RINGS)
-		n = URING_MAX_RINGS;
-	err = uring_setup(cfg, shards, n, &nopen);
-	if (err < 0)
-		return err;
-	for (unsigned i = 0; i < (cfg->ports ? n : 1); i++)
-		server_announce(cfg, shards[i].port);
-	for (; started < n; started++) {
-		err = -pthread_create(&shards[started].thread, NULL,
-				      uring_shard_main, &shards[started]);
-		if (err)
-			break;
-	}
-	if (err) {
-		/* The rings that did start serve on; the rest cannot. */
-		log_err(err, "cannot start ring %u", started);
-		for (unsigned i = started; i < n; i++)
-			uloop_destroy(&shards[i].loop);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(shards[i].thread, NULL);
-	return 0;
+	return shards_run(cfg, &uring_shard_ops);
 }
 
 const struct model model_uring = {
