@@ -16,7 +16,11 @@ extern const struct model model_many;
 extern const struct model model_isolate;
 extern const struct model model_coro;
 extern const struct model model_reactor;
-extern const struct model model_uring;
+/*
+ * uring (src/models/uring.c) is built but not listed: under connection
+ * churn (bench/soak) it sends replies that belong to other requests. It
+ * returns to the table once the soak gives it 0 errors.
+ */
 
 /* One model per line, the way --list-models shows them. */
 /* clang-format off */
@@ -29,7 +33,6 @@ const struct model *const model_registry[] = {
 	&model_isolate,
 	&model_coro,
 	&model_reactor,
-	&model_uring,
 	NULL,
 };
 /* clang-format on */
