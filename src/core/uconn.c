@@ -49,14 +49,28 @@ static void uconn_free(struct uconn *c)
 	struct uconn_ring *r = c->r;
 
 	evconn_tq_remove(&c->ev);
+	if (c->fd >= 0)
+		close(c->fd);
 	buf_free(&c->wire);
 	free(c);
 	r->nlive--;
 }
 
 /*
- * Done: close the socket now, cancel what is in flight, free the struct
+ * Done: cancel what is in flight, and close the socket and free the struct
  * when the last completion comes.
+ *
+ * The descriptor must stay open until then. An SQE names its socket by fd
+ * number, and the kernel looks the number up only when it issues the SQE:
+ * a send or recv queued earlier in this batch of completions is still in
+ * the SQ. Were the fd closed here, an accept completing before the next
+ * submit (a re-armed accept issued by the submit uconn_sqe() makes when
+ * the SQ is full, or one in the same io_uring_enter()) could be handed the
+ * same number, and the old connection's send would write its replies to the
+ * new client, its recv steal the new client's requests. Once every SQE
+ * naming c has posted its final CQE, no SQE can name the fd any more. The
+ * socket itself is held open by the in-flight operations anyway, so
+ * deferring close() changes nothing the client can see.
  */
 static void uconn_close(struct uconn *c)
 {
@@ -71,6 +85,8 @@ static void uconn_close(struct uconn *c)
 		uconn_cancel(r, c, UCONN_OP_SEND);
 		c->cancelling = true;
 	}
+	c->fd = c->ev.fd;
+	c->ev.fd = -1;	      /* evconn_close() must not close it */
 	evconn_close(&c->ev); /* EVCONN_CLOSED from now on */
 	atomic_fetch_sub(r->nopen, 1);
 	if (!uconn_busy(c))
@@ -203,6 +219,7 @@ int uconn_start(struct uconn_ring *r, int fd)
 	if (!c)
 		return -ENOMEM;
 	evconn_init(&c->ev, fd, &r->ecfg);
+	c->fd = -1; /* set when closing */
 	c->r = r;
 	c->recv = UCONN_RECV_IDLE;
 	c->wire = (struct buf)BUF_INIT;

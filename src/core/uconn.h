@@ -82,6 +82,7 @@ struct uconn {
 	bool sending;	 /* a send is in flight: it owns wire */
 	bool cancelling; /* its cancel is queued */
 	struct buf wire; /* the bytes of the send in flight */
+	int fd;		 /* closed only in uconn_free(): see uconn_close() */
 };
 
 /* Starts serving fd (connected). Returns 0 or -ENOMEM. */
