@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../lib/tsrv.h"
@@ -222,6 +223,89 @@ static void case_reset_while_computing(void)
 	still_serves_then_stops(&s);
 }
 
+/* One churning client process: returns how many replies were wrong. */
+static int churn_client(const struct tsrv *s, unsigned seed)
+{
+	static const char *const req[] = {"1\n", "25\n", "abc\n", "-3\n", "\n"};
+	static const char *const want[] = {"1", "75025", "ERR not a number",
+					   "ERR negative n",
+					   "ERR empty request"};
+	char line[4096], sent[8], *p;
+	int wrong = 0, fd, n;
+
+	for (int conn = 0; conn < 1000; conn++) {
+		fd = tsrv_connect(s, 0);
+		if (fd < 0)
+			return wrong + 1;
+		n = 1 + (int)(rand_r(&seed) % 8);
+		line[0] = '\0';
+		for (int i = 0; i < n; i++) {
+			sent[i] = (char)(rand_r(&seed) % 5);
+			strcat(line, req[(int)sent[i]]);
+		}
+		t_send(fd, line);
+		if (t_read_lines(fd, buf, sizeof(buf), n) != n)
+			wrong++;
+		/* Each reply must be the one for its own request. */
+		p = buf;
+		for (int i = 0; i < n; i++) {
+			const char *w = want[(int)sent[i]];
+			char *nl = strchr(p, '\n');
+			if (!nl) {
+				wrong++;
+				break;
+			}
+			*nl = '\0';
+			wrong += strcmp(p, w) != 0;
+			p = nl + 1;
+		}
+		switch (rand_r(&seed) % 3) {
+		case 0:
+			close(fd);
+			break;
+		case 1:
+			t_reset(fd);
+			break;
+		default: /* vanish with a request in flight */
+			t_send(fd, "25\n1\n");
+			t_reset(fd);
+		}
+	}
+	return wrong;
+}
+
+/*
+ * Connections churning from four processes at once: pipelined mixed
+ * requests, every reply checked, each connection ending in a close, a
+ * reset, or a reset with requests in flight. A server that lets one
+ * connection's I/O land on another's socket (a descriptor number reused
+ * too early) answers someone else's request here.
+ */
+static void case_churn(void)
+{
+	enum {
+		CLIENTS = 4
+	};
+	pid_t pids[CLIENTS];
+	int status, wrong = 0;
+	struct tsrv s;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	for (int i = 0; i < CLIENTS; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(churn_client(&s, 7u * (unsigned)i + 1) ? 1 : 0);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		waitpid(pids[i], &status, 0);
+		wrong += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	}
+	T_CHECK(wrong == 0, "%s: %d of %d churning clients got wrong replies",
+		cur->name, wrong, CLIENTS);
+	still_serves_then_stops(&s);
+}
+
 /* Requests fully sent before SIGTERM are all answered; exit 0. */
 static void case_stop_under_load(void)
 {
@@ -323,6 +407,7 @@ int main(void)
 		TSRV_CASE(cur, case_reset_mid_reply, 60);
 		TSRV_CASE(cur, case_half_close_pipeline, 60);
 		TSRV_CASE(cur, case_reset_while_computing, 60);
+		TSRV_CASE(cur, case_churn, 90);
 		TSRV_CASE(cur, case_never_reads, 60);
 		TSRV_CASE(cur, case_garbage, 60);
 		TSRV_CASE(cur, case_stop_under_load, 90);
