@@ -10,50 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/tcoro.h"
 #include "../t.h"
 #include "coro/coro.h"
 #include "coro/san.h"
 
-#ifdef CORO_ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
-/* t.h's T_CHECK wants a message; most checks speak for themselves. */
-#define CHECK(cond) T_CHECK(cond, "%s", "false")
-
-/*
- * t_check() counts in plain ints: coroutines on worker threads report
- * through an atomic instead, and the test thread checks it at the end.
- */
-static _Atomic int co_failed;
-#define CO_CHECK(cond)                                                         \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			atomic_fetch_add(&co_failed, 1);                       \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,          \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
-
-/* Coroutine failures, then leaks: children _exit(), so LSan would not look. */
-static void check_clean(void)
-{
-	T_CHECK(co_failed == 0, "%d checks failed in coroutines", co_failed);
-#ifdef CORO_ASAN
-	CHECK(__lsan_do_recoverable_leak_check() == 0);
-#endif
-}
-
-static struct coro_rt *rt_new(unsigned workers)
-{
-	struct coro_rt_opts o = {.workers = workers};
-	struct coro_rt *rt = coro_rt_new(&o);
-
-	CHECK(rt != NULL);
-	if (!rt)
-		exit(1);
-	return rt;
-}
+#define CHECK(cond) T_CHECK(cond)
 
 /* ---- ping-pong: yield hands the single worker over, in FIFO order ---- */
 
@@ -96,14 +58,14 @@ static void pp_main(void *arg)
 
 static void test_pingpong_order(void)
 {
-	struct coro_rt *rt = rt_new(1);
+	struct coro_rt *rt = tcoro_rt_new(1);
 	struct pp pp = {.n = 0};
 
 	coro_join(coro_spawn(rt, pp_main, &pp));
 	CHECK(pp.n == 20);
 	T_CHECK(!strcmp(pp.log, "abababababababababab"), "%s", pp.log);
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* Events across workers: strict alternation, whoever runs where. */
@@ -141,7 +103,7 @@ static void ev_pong(void *arg)
 
 static void test_event_pingpong(void)
 {
-	struct coro_rt *rt = rt_new(2);
+	struct coro_rt *rt = tcoro_rt_new(2);
 	struct ev_pp p = {.rounds = 20000};
 	struct coro *a = coro_spawn(rt, ev_pong, &p);
 	struct coro *b = coro_spawn(rt, ev_ping, &p);
@@ -150,7 +112,7 @@ static void test_event_pingpong(void)
 	coro_join(b);
 	T_CHECK(p.bad == 0, "%d out of turn", p.bad);
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* ---- 100,000 coroutines, memory bounded by stack reuse ---------------- */
@@ -213,7 +175,7 @@ static void test_many(void)
 		(unsigned long)st.stacks_mapped);
 	T_CHECK(rss1 - rss0 < 64 * 1024, "RSS grew %ld KiB", rss1 - rss0);
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* ---- stealing: all work starts on one worker -------------------------- */
@@ -243,7 +205,7 @@ static void spawner(void *arg)
 
 static void test_steal(void)
 {
-	struct coro_rt *rt = rt_new(2);
+	struct coro_rt *rt = tcoro_rt_new(2);
 	struct coro_worker_stats ws[2];
 	struct coro_wg wg = CORO_WG_INIT;
 
@@ -259,7 +221,7 @@ static void test_steal(void)
 	CHECK(ws[0].stolen + ws[1].stolen > 0);
 	CHECK(ws[0].runs + ws[1].runs >= 401);
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* ---- the guard page ---------------------------------------------------- */
@@ -354,7 +316,8 @@ static void wg_parent(void *arg)
 
 static void test_blocking(void)
 {
-	struct coro_rt *rt = rt_new(1); /* one worker: blocking would show */
+	struct coro_rt *rt =
+	    tcoro_rt_new(1); /* one worker: blocking would show */
 	_Atomic long done = 0;
 	struct coro *s[8];
 	long t0;
@@ -372,7 +335,7 @@ static void test_blocking(void)
 	t0 = 0;
 	CHECK(coro_offload(slow_square, &t0) == 0); /* inline outside */
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 int main(void)

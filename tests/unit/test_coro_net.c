@@ -12,45 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/tcoro.h"
 #include "../t.h"
 #include "coro/coro.h"
 #include "coro/san.h"
 
-#ifdef CORO_ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
-#define CHECK(cond) T_CHECK(cond, "%s", "false")
-
-/* Checks made in coroutines (t_check() is not thread-safe). */
-static _Atomic int co_failed;
-#define CO_CHECK(cond)                                                         \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			atomic_fetch_add(&co_failed, 1);                       \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,          \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
-
-static void check_clean(void)
-{
-	T_CHECK(co_failed == 0, "%d checks failed in coroutines", co_failed);
-#ifdef CORO_ASAN
-	CHECK(__lsan_do_recoverable_leak_check() == 0);
-#endif
-}
-
-static struct coro_rt *rt_new(unsigned workers)
-{
-	struct coro_rt_opts o = {.workers = workers};
-	struct coro_rt *rt = coro_rt_new(&o);
-
-	CHECK(rt != NULL);
-	if (!rt)
-		exit(1);
-	return rt;
-}
+#define CHECK(cond) T_CHECK(cond)
 
 /* ---- echo: 4 MiB through small socket buffers, so both sides park ----- */
 
@@ -100,7 +67,7 @@ static void echo_client(void *arg)
 
 static void test_echo(void)
 {
-	struct coro_rt *rt = rt_new(2);
+	struct coro_rt *rt = tcoro_rt_new(2);
 	struct echo e;
 	struct coro_worker_stats ws;
 	uint64_t polls = 0;
@@ -125,7 +92,7 @@ static void test_echo(void)
 	free(e.out);
 	free(e.in);
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* ---- waking a parked reader -------------------------------------------- */
@@ -157,7 +124,7 @@ static void waker(void *arg)
 
 static void test_wake_parked(void)
 {
-	struct coro_rt *rt = rt_new(2);
+	struct coro_rt *rt = tcoro_rt_new(2);
 	struct wake w;
 
 	for (w.how = 0; w.how < 2; w.how++) {
@@ -175,7 +142,7 @@ static void test_wake_parked(void)
 		close(w.fd[1]);
 	}
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* ---- timed waits, eventfd, cancel ---------------------------------------- */
@@ -197,7 +164,7 @@ static void timed(void *arg)
 
 static void test_timed_cancel(void)
 {
-	struct coro_rt *rt = rt_new(2);
+	struct coro_rt *rt = tcoro_rt_new(2);
 	int efd = eventfd(0, EFD_CLOEXEC);
 
 	CHECK(efd >= 0);
@@ -207,7 +174,7 @@ static void test_timed_cancel(void)
 	coro_rt_wait(rt);
 	T_CHECK(coro_read(0, NULL, 0) == -EPERM, "I/O outside a coroutine");
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 /* ---- an accept loop over TCP, stopped by closing the listener ------------ */
@@ -270,7 +237,7 @@ static void stopper(void *arg)
 
 static void test_accept(void)
 {
-	struct coro_rt *rt = rt_new(2);
+	struct coro_rt *rt = tcoro_rt_new(2);
 	struct srv s = {.addr.sin_family = AF_INET};
 	socklen_t len = sizeof(s.addr);
 	int i, ok = 0;
@@ -288,7 +255,7 @@ static void test_accept(void)
 	coro_rt_wait(rt);
 	T_CHECK(s.served == CLIENTS, "%d accepted", s.served);
 	coro_rt_free(rt);
-	check_clean();
+	tcoro_check_clean();
 }
 
 int main(void)
