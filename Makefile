@@ -83,8 +83,9 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_LIB) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-# Benchmark programs (bench/*.c): one binary each, linked like the tests.
-$(B)/bench/%: $(B)/obj/bench/%.o $(LIBS)
+# Benchmark programs (bench/*.c): one binary each, linked like the tests
+# (the soak starts its servers with the tests' tsrv helpers).
+$(B)/bench/%: $(B)/obj/bench/%.o $(TEST_LIB) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 

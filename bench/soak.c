@@ -51,6 +51,7 @@
 
 #include "../src/core/net.h"
 #include "../src/core/proto.h"
+#include "../tests/lib/tsrv.h"
 
 #define SOAK_MAX_CLIENTS 64
 #define SOAK_MAX_BATCH	 4    /* requests pipelined before reading */
@@ -353,99 +354,12 @@ static void *soak_client(void *arg)
 
 /* The server under test. */
 
-struct soak_server {
-	pid_t pid;
-	char log[64];
-};
-
 static uint64_t soak_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* The port in the log's "listening on HOST:PORT" line, or 0. */
-static uint16_t soak_scan_port(const char *log)
-{
-	char line[512], *p, *colon;
-	FILE *f = fopen(log, "r");
-	uint16_t port = 0;
-
-	if (!f)
-		return 0;
-	while (!port && fgets(line, sizeof(line), f)) {
-		p = strstr(line, "listening on ");
-		if (!p)
-			continue;
-		p += strlen("listening on ");
-		p[strcspn(p, " \n")] = '\0';
-		colon = strrchr(p, ':');
-		port = colon ? (uint16_t)atoi(colon + 1) : 0;
-	}
-	fclose(f);
-	return port;
-}
-
-static void soak_exec(const char *fibd, const char *model, char **extra,
-		      int logfd)
-{
-	const char *argv[64] = {fibd, "--model", model, "--listen",
-				"127.0.0.1:0"};
-	int n = 5;
-
-	for (; extra && *extra && n < 63; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	dup2(logfd, STDERR_FILENO);
-	execv(fibd, (char *const *)argv);
-	fprintf(stderr, "soak: exec %s: %s\n", fibd, strerror(errno));
-	_exit(127);
-}
-
-/* Starts fibd and waits for its port. Returns 0 or -1. */
-static int soak_start(struct soak_server *s, const char *fibd,
-		      const char *model, char **extra)
-{
-	int logfd;
-
-	strcpy(s->log, "/tmp/fibd-soak-XXXXXX");
-	logfd = mkstemp(s->log);
-	if (logfd < 0)
-		return -1;
-	s->pid = fork();
-	if (s->pid == 0)
-		soak_exec(fibd, model, extra, logfd);
-	close(logfd);
-	for (int ms = 0; ms < 20000; ms += 10) {
-		soak_port = soak_scan_port(s->log);
-		if (soak_port)
-			return 0;
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-			break;
-		poll(NULL, 0, 10);
-	}
-	fprintf(stderr, "soak: %s did not start (log %s)\n", model, s->log);
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	return -1;
-}
-
-/* SIGTERM, then the exit status; -1 if it died by a signal or hung. */
-static int soak_stop_server(struct soak_server *s)
-{
-	int status;
-
-	kill(s->pid, SIGTERM);
-	for (int ms = 0; ms < 30000; ms += 10) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		poll(NULL, 0, 10);
-	}
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	return -1;
 }
 
 /* /proc: the server's memory and descriptors, its children's included. */
@@ -568,13 +482,21 @@ static int soak_model(const struct soak_opts *o, const char *model,
 		      struct soak_result *res)
 {
 	double secs = o->minutes * 60, warm = secs / 10 < 5 ? secs / 10 : 5;
-	struct soak_server s;
+	char kept[96];
+	struct tsrv s;
 
 	memset(&st, 0, sizeof(st));
 	memset(res, 0, sizeof(*res));
 	res->model = model;
-	if (soak_start(&s, o->fibd, model, o->extra))
+	tsrv_fibd = o->fibd;
+	if (tsrv_start(&s, model, (const char *const *)o->extra, 1))
 		return -1;
+	soak_port = s.ports[0];
+	/* A second name for the server's log: tsrv_stop() removes the first. */
+	snprintf(kept, sizeof(kept), "/tmp/fibd-soak-%s-%d.log", model,
+		 (int)s.pid);
+	if (link(s.log_path, kept) < 0)
+		kept[0] = '\0';
 	printf("soak: %s on port %u, %u clients, %.1f min\n", model, soak_port,
 	       o->clients, o->minutes);
 	soak_load(o->clients, warm, s.pid, 0);
@@ -583,17 +505,17 @@ static int soak_model(const struct soak_opts *o, const char *model,
 	soak_load(o->clients, secs, s.pid, secs >= 600 ? 60 : secs / 5);
 	poll(NULL, 0, SOAK_QUIET_MS);
 	soak_measure(s.pid, &res->rss_end, &res->fds_end);
-	res->exit = soak_stop_server(&s);
+	res->exit = tsrv_stop(&s, 30);
 	res->requests = atomic_load(&st.requests);
 	res->wrong = atomic_load(&st.wrong);
 	res->lost = atomic_load(&st.lost);
 	res->conns = atomic_load(&st.conns);
 	res->errors = soak_errors();
 	if (res->exit == 0 && res->errors == 0)
-		unlink(s.log);
-	else
+		unlink(kept);
+	else if (kept[0])
 		fprintf(stderr, "soak: %s: server log kept in %s\n", model,
-			s.log);
+			kept);
 	return res->exit == 0 && res->errors == 0 ? 0 : -1;
 }
 

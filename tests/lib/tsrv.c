@@ -26,6 +26,7 @@ const char *tsrv_build_dir(void)
 }
 
 unsigned tsrv_nofile;
+const char *tsrv_fibd;
 
 /* True when name is in the comma-separated list. */
 static int tsrv_listed(const char *list, const char *name)
@@ -77,7 +78,10 @@ static void tsrv_exec(const char *model, const char *const *args, int logfd)
 	const char *argv[64];
 	int n = 0;
 
-	snprintf(path, sizeof(path), "%s/fibd", tsrv_build_dir());
+	if (tsrv_fibd)
+		snprintf(path, sizeof(path), "%s", tsrv_fibd);
+	else
+		snprintf(path, sizeof(path), "%s/fibd", tsrv_build_dir());
 	argv[n++] = path;
 	argv[n++] = "--model";
 	argv[n++] = model;

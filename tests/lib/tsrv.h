@@ -40,6 +40,9 @@ void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
 	       unsigned secs);
 #define TSRV_CASE(m, fn, secs) tsrv_case(m, #fn, fn, secs)
 
+/* When set, the fibd to start instead of BUILD/fibd. */
+extern const char *tsrv_fibd;
+
 /* When > 0, servers started from now on run with RLIMIT_NOFILE this low. */
 extern unsigned tsrv_nofile;
 
