@@ -6,8 +6,8 @@
 #   - before the kill, and after DOWN: no failure at all;
 #   - between the kill and DOWN: only connections that were open to the
 #     killed instance fail (their request in flight is lost), each once;
-#     a connection opened after the kill never fails, even before DOWN
-#     (retries + option redispatch);
+#     a connection opened after it died (its listener refuses connects)
+#     never fails, even before DOWN (retries + option redispatch);
 #   - in HTTP mode (when fibd answers HTTP): no failure at all (retry-on).
 # Then the instance is started again and must come back UP. Also checks
 # the Kubernetes manifest (tests/k8s_check.py).
@@ -122,10 +122,10 @@ load=$!
 pids="$pids $load"
 sleep 0.3
 out=$($client kill --mode tcp --lb "$FIBD_LB_TCP" --sock "$sock" \
-	--backend fibd_tcp --server fibd2 --pid "$fibd_pid_2" 2>&1)
+	--backend fibd_tcp --server fibd2 --pid "$fibd_pid_2" --addr "$FIBD_2" 2>&1)
 rc=$?
 echo "   $out" | head -n 1
-result "TCP: fibd2 killed: no failure after DOWN, none on connections opened after the kill, each old one at most once" $rc "$out"
+result "TCP: fibd2 killed: no failure after DOWN, none on connections opened after its death, each old one at most once" $rc "$out"
 wait "$load"
 python3 - "$tmp/fibload.json" <<'EOF'
 import json, sys
@@ -155,7 +155,7 @@ echo "   fibd answers HTTP (GET /healthz -> $probe)"
 out=$($client wait "$sock" fibd_http UP fibd1 fibd2 fibd3 --timeout 15 2>&1)
 result "HTTP: health checks (GET /healthz -> 200) mark all 3 UP" $? "$out"
 out=$($client kill --mode http --lb "$FIBD_LB_HTTP" --sock "$sock" \
-	--backend fibd_http --server fibd3 --pid "$fibd_pid_3" 2>&1)
+	--backend fibd_http --server fibd3 --pid "$fibd_pid_3" --addr "$FIBD_3" 2>&1)
 rc=$?
 echo "   $out" | head -n 1
 result "HTTP: fibd3 killed under load: no failed request at all (retry-on)" $rc "$out"

@@ -7,9 +7,10 @@ checks every reply, and reads HAProxy's admin socket.
   scaleout_client.py stot SOCK BACKEND
       print "SERVER STATUS TOTAL_SESSIONS" per server
   scaleout_client.py kill --mode tcp|http --lb HOST:PORT --sock SOCK
-                     --backend B --server S --pid PID [...]
-      load through the balancer, SIGKILL PID (the process behind S) under
-      it, and time every failure against the moment HAProxy marked S DOWN
+                     --backend B --server S --pid PID --addr HOST:PORT [...]
+      load through the balancer, SIGKILL PID (the process behind S, on
+      addr) under it, and time every failure against the moments it died
+      (its listener refuses) and HAProxy marked S DOWN
   scaleout_client.py ports N
       print N free loopback ports
   scaleout_client.py http-probe HOST:PORT
@@ -206,6 +207,23 @@ class Load:
                     conn.close()
 
 
+def wait_dead(addr, timeout=5.0):
+    """SIGKILL is delivered, not done, when kill() returns: the process
+    keeps its sockets (and the kernel still completes connections to its
+    listener) until its last thread has exited. Returns the time its
+    listener was first seen gone: a connect to it refused."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(addr, timeout=0.5).close()
+        except ConnectionRefusedError:
+            break
+        except OSError:
+            pass
+        time.sleep(0.0005)
+    return time.monotonic()
+
+
 def watch_down(a, since, timeout):
     """Polls the admin socket every 10 ms; the time the server was first
     seen DOWN, and its status history."""
@@ -233,23 +251,25 @@ def cmd_kill(a):
     time.sleep(a.before)
     t_kill = time.monotonic()
     os.kill(a.pid, signal.SIGKILL)
+    t_dead = wait_dead(parse_addr(a.addr))
     t_down, history = watch_down(a, t_kill, a.timeout)
     if t_down is not None:
         time.sleep(a.after)
     load.stop.set()
     for t in threads:
         t.join(10)
-    return report(a, load, t_kill, t_down, history)
+    return report(a, load, (t_kill, t_dead), t_down, history)
 
 
-def report(a, load, t_kill, t_down, history):
+def report(a, load, kill_times, t_down, history):
+    t_kill, t_dead = kill_times
     f = load.failures
     before_kill = [x for x in f if x[0] < t_kill]
     after_down = [x for x in f if t_down is not None and x[0] >= t_down]
     between = [x for x in f if x not in before_kill and x not in after_down]
-    # A connection opened after the kill must never fail, even before
-    # DOWN: only those that were open when it died may.
-    new_conn = [x for x in f if x[4] >= t_kill]
+    # A connection opened after the process was dead must never fail,
+    # even before DOWN: only those that were open when it died may.
+    new_conn = [x for x in f if x[4] >= t_dead]
     per_conn = {}
     for x in f:
         if x[1] == "persistent":
@@ -263,6 +283,7 @@ def report(a, load, t_kill, t_down, history):
         "after_down": len(after_down),
         "new_connection_failures": len(new_conn),
         "max_per_connection": max(per_conn.values(), default=0),
+        "dead_after_s": round(t_dead - t_kill, 4),
         "down_after_s": None if t_down is None else round(t_down - t_kill, 3),
         "status_history": history,
         "first_failures": [(round(x[0] - t_kill, 3), x[1], x[3])
@@ -277,7 +298,7 @@ def report(a, load, t_kill, t_down, history):
     if after_down:
         bad.append("failures after %s was marked DOWN" % a.server)
     if new_conn:
-        bad.append("connections opened after the kill failed")
+        bad.append("connections opened after the death failed")
     if res["max_per_connection"] > 1:
         bad.append("a connection failed more than once")
     if a.mode == "http" and f:
@@ -344,6 +365,7 @@ def main():
     k.add_argument("--backend", required=True)
     k.add_argument("--server", required=True)
     k.add_argument("--pid", type=int, required=True)
+    k.add_argument("--addr", required=True, help="where PID listens")
     k.add_argument("--persistent", type=int, default=6)
     k.add_argument("--fresh", type=int, default=2)
     k.add_argument("--before", type=float, default=1.0)
