@@ -8,11 +8,14 @@
 #
 # Environment (defaults in brackets):
 #   MODEL [thread]  fibd's model     CLIENTS [2]  fibload processes
-#   CONNS [8]       -c of each       SECS [5]     -d of each (after -w 1)
+#   CONNS [8]       -c of each       SECS [5]     -d of each (no warm-up)
 #   REPS [3]        rounds; each runs direct, then through HAProxy, then
 #                   the other way round, so drift hits both alike
 #   NS ["1 25"]     the fib(N) workloads
-# Prints one line per run and the medians of the merged rps and p99.
+# Prints one line per run and the medians: the merged rps and p99, and
+# the server side's CPU time per request (the 3 fibd and HAProxy, user +
+# system, from /proc), which the machine's other load disturbs far less
+# than it does throughput.
 set -u
 B=${1:-build}
 cd "$(dirname "$0")/../.."
@@ -45,25 +48,42 @@ python3 tests/scaleout_client.py wait "$FIBD_LB_STATS" fibd_tcp UP \
 # "NAME fib(N) rps p99_us errors".
 run() {
 	local i files="" loads=""
+	local cpu0 cpu1
+	cpu0=$(server_ticks)
 	for i in $(seq "$CLIENTS"); do
-		"$B/fibload" -p "$2" -c "$CONNS" --n "$3" -w 1 -d "$SECS" \
+		"$B/fibload" -p "$2" -c "$CONNS" --n "$3" -d "$SECS" \
 			--hist-out "$tmp/$1.$i.hist" >/dev/null &
 		loads="$loads $!"
 		files="$files $tmp/$1.$i.hist"
 	done
 	# shellcheck disable=SC2086
 	wait $loads
+	cpu1=$(server_ticks)
 	# shellcheck disable=SC2086
 	"$B/fibload" merge --json $files | python3 -c '
-import json, sys
+import json, os, sys
 r = json.load(sys.stdin)
+cpu_s = (int(sys.argv[3]) - int(sys.argv[4])) / os.sysconf("SC_CLK_TCK")
 print(sys.argv[1], "fib(%s)" % sys.argv[2], "%.0f" % r["rps"],
-      "%.1f" % r["latency_us"]["p99"], r["errors"]["total"])' "$1" "$3"
+      "%.1f" % r["latency_us"]["p99"], r["errors"]["total"],
+      "%.2f" % (1e6 * cpu_s / max(r["requests"], 1)))' "$1" "$3" "$cpu1" "$cpu0"
 }
 
-echo "# $CLIENTS fibload x -c $CONNS, -w 1 -d $SECS, model $MODEL;" \
+# User + system clock ticks of the server side: the fibd and HAProxy.
+server_ticks() {
+	local p t=0 f
+	for p in $pids; do
+		f=$(cut -d')' -f2 "/proc/$p/stat" 2>/dev/null) || continue
+		# shellcheck disable=SC2086
+		set -- $f
+		t=$((t + ${12} + ${13}))
+	done
+	echo $t
+}
+
+echo "# $CLIENTS fibload x -c $CONNS, -d $SECS, model $MODEL;" \
 	"direct = one fibd, haproxy = 3 fibd behind HAProxy (TCP mode)"
-echo "# name workload merged_rps p99_us errors"
+echo "# name workload merged_rps p99_us errors server_cpu_us_per_request"
 for n in $NS; do
 	for r in $(seq "$REPS"); do
 		if [ $((r % 2)) = 1 ]; then
@@ -75,10 +95,11 @@ for n in $NS; do
 		fi
 	done
 done | tee "$tmp/all.txt"
-echo "# medians: workload name rps p99_us"
+echo "# medians: workload name rps p99_us server_cpu_us_per_request"
 sort -k2,2 -k1,1 "$tmp/all.txt" | awk '
-	{ k = $2 " " $1; rps[k] = rps[k] " " $3; p99[k] = p99[k] " " $4 }
-	END { for (k in rps) print k, med(rps[k]), med(p99[k]) }
+	{ k = $2 " " $1; rps[k] = rps[k] " " $3; p99[k] = p99[k] " " $4
+	  cpu[k] = cpu[k] " " $6 }
+	END { for (k in rps) print k, med(rps[k]), med(p99[k]), med(cpu[k]) }
 	function med(s,   a, n, i, j, t) {
 		n = split(s, a, " ")
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
