@@ -77,6 +77,11 @@ read -r p1 p2 p3 lb_tcp lb_http <<<"$($client ports 5)"
 export FIBD_1=127.0.0.1:$p1 FIBD_2=127.0.0.1:$p2 FIBD_3=127.0.0.1:$p3
 export FIBD_LB_TCP=127.0.0.1:$lb_tcp FIBD_LB_HTTP=127.0.0.1:$lb_http
 export FIBD_LB_STATS=$tmp/haproxy.sock
+# HAProxy wants two descriptors per connection and refuses to start when
+# the hard limit cannot give them: fit maxconn under it.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] || [ "$hard" -ge 16100 ] ||
+	export FIBD_LB_MAXCONN=$(((hard - 100) / 2))
 sock=$FIBD_LB_STATS
 
 # start_fibd I PORT: fibd number I on PORT; its pid in fibd_pid_I.
@@ -84,6 +89,7 @@ start_fibd() {
 	"$B/fibd" --model "$model" --listen "127.0.0.1:$2" 2>"$tmp/fibd$1.err" &
 	eval "fibd_pid_$1=$!"
 	pids="$pids $!"
+	disown $! # killed on purpose: no "Killed" line from bash
 	for _ in $(seq 50); do
 		grep -q 'listening on' "$tmp/fibd$1.err" && return 0
 		sleep 0.1
