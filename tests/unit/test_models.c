@@ -10,6 +10,7 @@
  * once would be one read, hence one request.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,6 +474,47 @@ static void case_sigterm_inflight_read(void)
 	close(fd);
 }
 
+/*
+ * Read framing and a client that sends random bytes (NULs and newlines
+ * included) and never reads: every buffer on the way fills, the server
+ * stays bounded, others are served (serial models once the idle timeout
+ * drops the flooder), and it stops cleanly.
+ */
+static void case_flood_read(void)
+{
+	static const char *const args[] = {"--idle-timeout", "2", NULL};
+	static char junk[65536];
+	unsigned seed = 10;
+	struct tsrv s;
+	size_t sent = 0;
+	int stuck, other, full = 0;
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(rand_r(&seed) & 0xff);
+	if (start(&s, args, 1))
+		return;
+	stuck = tsrv_connect(&s, 0);
+	while (full < 40 && sent < (16u << 20)) {
+		ssize_t n = send(stuck, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n > 0) {
+			sent += (size_t)n;
+			full = 0;
+		} else {
+			full++;
+			poll(NULL, 0, 5);
+		}
+	}
+	T_CHECK(sent > 0);
+	other = tsrv_connect(&s, 0);
+	expect_line(other, "15\n", "610\n");
+	close(other);
+	close(stuck);
+	other = tsrv_connect(&s, 0);
+	expect_line(other, "12\n", "144\n");
+	close(other);
+	stop_ok(&s);
+}
+
 #define CASE(fn, secs)	    TSRV_CASE(cur, fn, secs)
 #define READ_CASE(fn, secs) tsrv_case(cur, "read/" #fn, fn, secs)
 
@@ -504,6 +546,7 @@ int main(void)
 		READ_CASE(case_sigterm_idle, 60);
 		READ_CASE(case_sigterm_inflight_read, 60);
 		READ_CASE(case_concurrency, 120);
+		READ_CASE(case_flood_read, 60);
 		read_framing = 0;
 	}
 	return t_done("test_models");
