@@ -153,6 +153,31 @@ static void evconn_line(struct evconn *c, const char *line, size_t len)
 }
 
 /*
+ * Read framing: each read is one request, cut into max_line pieces when a
+ * recv completion brought more. Reads that arrived while a cap held them
+ * back have run together in the input: that is what read framing means.
+ */
+static bool evconn_parse_reads(struct evconn *c)
+{
+	const struct proto_limits *lim = c->cfg->lim;
+	enum proto_status st;
+	uint64_t n;
+	size_t len;
+
+	while (buf_used(&c->in)) {
+		if (!evconn_can_take(c))
+			return c->state == EVCONN_OPEN;
+		len = buf_used(&c->in);
+		len = len < lim->max_line ? len : lim->max_line;
+		n = 0;
+		st = proto_parse_read(lim, buf_head(&c->in), len, &n);
+		evconn_request(c, st, n);
+		buf_consume(&c->in, len);
+	}
+	return false;
+}
+
+/*
  * Takes every complete buffered line while the caps allow. Returns true
  * when it stopped because of a cap, with lines perhaps still buffered.
  */
@@ -160,6 +185,8 @@ static bool evconn_parse(struct evconn *c)
 {
 	ssize_t len;
 
+	if (c->cfg->lim->framing == PROTO_FRAMING_READ)
+		return evconn_parse_reads(c);
 	for (;;) {
 		if (!evconn_can_take(c))
 			return c->state == EVCONN_OPEN;
@@ -258,7 +285,10 @@ static void evconn_advance(struct evconn *c)
  */
 void evconn_eof(struct evconn *c)
 {
-	if (buf_used(&c->in) && !c->cfg->stopping)
+	/* In read framing evconn_take() has answered every read by now, and
+	 * nothing is ever partial. */
+	if (buf_used(&c->in) && !c->cfg->stopping &&
+	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
 		evconn_line(c, buf_head(&c->in), buf_used(&c->in));
 	buf_consume(&c->in, buf_used(&c->in));
 	if (c->state == EVCONN_OPEN)
@@ -281,6 +311,8 @@ static void evconn_linger(struct evconn *c)
 
 void evconn_on_readable(struct evconn *c)
 {
+	/* In read framing the read is the request. */
+	size_t chunk = proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
 	ssize_t n;
 
 	if (c->state == EVCONN_LINGER) {
@@ -289,11 +321,11 @@ void evconn_on_readable(struct evconn *c)
 	}
 	if (!evconn_can_take(c))
 		return; /* paused: epoll only reported an error or hang-up */
-	if (buf_reserve(&c->in, EVCONN_READ_CHUNK)) {
+	if (buf_reserve(&c->in, chunk)) {
 		c->state = EVCONN_DONE;
 		return;
 	}
-	n = read(c->fd, c->in.data + c->in.len, EVCONN_READ_CHUNK);
+	n = read(c->fd, c->in.data + c->in.len, chunk);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {

@@ -8,7 +8,8 @@
  * batched: a pipelined burst costs one write. Output is flushed before it
  * passes SERVE_OUT_FLUSH bytes, so memory per connection stays bounded
  * whatever the client sends; a client that does not read blocks only its
- * own thread.
+ * own thread. With --framing read, each read (at most max_line bytes) is
+ * one request instead of a line.
  */
 #ifndef FIBD_CORE_SERVE_H
 #define FIBD_CORE_SERVE_H
