@@ -28,6 +28,7 @@ void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 	 * yet a second client's job waits behind few of the first's. */
 	cfg->jobs_max = 2 * (workers ? workers : 1);
 	cfg->stopping = false;
+	cfg->mb = (struct metrics_batch)METRICS_BATCH_INIT;
 }
 
 void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
@@ -39,6 +40,7 @@ void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
 	    .in = BUF_INIT,
 	    .out = BUF_INIT,
 	};
+	metrics_conn_open();
 }
 
 /* OPEN, DRAINING or FAILING: replies are still owed to the client. */
@@ -56,14 +58,32 @@ bool evconn_can_take(const struct evconn *c)
 	       buf_used(&c->out) + c->held < EVCONN_OUT_MAX;
 }
 
-/* The reply for a parsed request, computed here. */
-static void evconn_answer(const struct proto_limits *lim, enum proto_status st,
-			  uint64_t n, struct reply *r)
+/*
+ * The reply for a parsed request, computed here: x is its HTTP exchange, or
+ * NULL for a fib/1 line.
+ */
+static void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
+			  uint64_t n, struct http_exchange *x, struct reply *r)
 {
-	if (st == PROTO_OK)
-		proto_compute(lim, n, r);
+	if (x && !http_wants_compute(x))
+		http_body(cfg->lim, x, r);
+	else if (st == PROTO_OK)
+		proto_compute(cfg->lim, n, r);
 	else
-		proto_error_reply(lim, st, r);
+		proto_error_reply(cfg->lim, st, r);
+	if (!x || x->route == HTTP_ROUTE_FIB)
+		metrics_batch_request(&cfg->mb, x ? METRICS_HTTP : METRICS_LINE,
+				      metrics_result(st, r));
+}
+
+/* Appends reply r to the output, framed as an HTTP response if it is one. */
+static int evconn_emit(struct evconn *c, const struct http_resp *http,
+		       const struct reply *r)
+{
+	if (!http->status)
+		return buf_append(&c->out, r->text, r->len);
+	metrics_batch_code(&c->cfg->mb, http_status(http, r));
+	return http_append(&c->out, http, r);
 }
 
 /* Runs on a worker thread; touches nothing but the slot. */
@@ -108,19 +128,22 @@ static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
  * Gives one request its reply, in order. Errors and cheap requests are
  * answered here: straight into the output when nothing is ahead of them, or
  * into a ready slot behind the requests still computing. The rest go to
- * the pool in a slot of their own.
+ * the pool in a slot of their own. x is the request's HTTP exchange (whose
+ * st and n these are), or NULL for a fib/1 line.
  */
-static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n)
+static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
+			   struct http_exchange *x)
 {
-	const struct evconn_cfg *cfg = c->cfg;
+	struct evconn_cfg *cfg = c->cfg;
 	bool here = evconn_inline(c, st, n);
+	struct http_resp http = x ? x->resp : (struct http_resp){0};
 	struct evconn_slot *s;
 	struct reply r;
 
 	c->progress = true;
 	if (here && !c->head) {
-		evconn_answer(cfg->lim, st, n, &r);
-		if (buf_append(&c->out, r.text, r.len))
+		evconn_answer(cfg, st, n, x, &r);
+		if (evconn_emit(c, &http, &r))
 			c->state = EVCONN_DONE;
 		reply_release(&r);
 		return;
@@ -130,14 +153,16 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n)
 		c->state = EVCONN_DONE;
 		return;
 	}
+	s->http = http;
 	if (here) {
-		evconn_answer(cfg->lim, st, n, &s->r);
+		evconn_answer(cfg, st, n, x, &s->r);
 		s->ready = true;
 		c->held += s->r.len;
 		return;
 	}
 	s->lim = cfg->lim;
 	s->n = n;
+	s->t0 = metrics_job_begin();
 	s->job.run = evconn_slot_run;
 	c->njobs++;
 	tpool_submit(cfg->pool, &s->job);
@@ -149,7 +174,41 @@ static void evconn_line(struct evconn *c, const char *line, size_t len)
 	uint64_t n = 0;
 
 	st = proto_parse(c->cfg->lim, line, len, &n);
-	evconn_request(c, st, n);
+	evconn_request(c, st, n, NULL);
+}
+
+/* Decides the protocol once the first bytes tell it. False: wait. */
+static bool evconn_sniff(struct evconn *c)
+{
+	int http = http_sniff(buf_head(&c->in), buf_used(&c->in));
+
+	if (http == HTTP_SNIFF_MORE)
+		return false;
+	c->mode = http ? EVCONN_HTTP : EVCONN_LINE;
+	return true;
+}
+
+/*
+ * Takes the next HTTP request as one slot. Returns false when its head is
+ * not complete yet. A response that closes the connection is its last:
+ * what follows is dropped, and the connection closes politely once every
+ * reply is out (FAILING).
+ */
+static bool evconn_http(struct evconn *c)
+{
+	struct http_exchange x;
+	size_t used = http_next(c->cfg->lim, buf_head(&c->in), buf_used(&c->in),
+				c->cfg->stopping, &x);
+
+	if (!used)
+		return false;
+	buf_consume(&c->in, used);
+	evconn_request(c, x.st, x.n, &x);
+	if (x.resp.close && c->state == EVCONN_OPEN) {
+		buf_consume(&c->in, buf_used(&c->in));
+		c->state = EVCONN_FAILING;
+	}
+	return true;
 }
 
 /*
@@ -163,13 +222,20 @@ static bool evconn_parse(struct evconn *c)
 	for (;;) {
 		if (!evconn_can_take(c))
 			return c->state == EVCONN_OPEN;
+		if (c->mode == EVCONN_SNIFF && !evconn_sniff(c))
+			return false;
+		if (c->mode == EVCONN_HTTP) {
+			if (!evconn_http(c))
+				return false;
+			continue;
+		}
 		len = proto_frame(buf_head(&c->in), buf_used(&c->in),
 				  c->cfg->lim->max_line);
 		if (len == 0)
 			return false;
 		if (len == PROTO_FRAME_TOO_LONG) {
 			/* Framing is lost: answer, then close politely. */
-			evconn_request(c, PROTO_LINE_TOO_LONG, 0);
+			evconn_request(c, PROTO_LINE_TOO_LONG, 0, NULL);
 			buf_consume(&c->in, buf_used(&c->in));
 			if (c->state == EVCONN_OPEN)
 				c->state = EVCONN_FAILING;
@@ -182,8 +248,12 @@ static bool evconn_parse(struct evconn *c)
 
 bool evconn_take(struct evconn *c)
 {
+	bool capped;
+
 	c->budget = EVCONN_INLINE_BUDGET;
-	return evconn_parse(c);
+	capped = evconn_parse(c);
+	metrics_batch_flush(&c->cfg->mb);
+	return capped;
 }
 
 /* Moves finished replies from the head of the FIFO to the output. */
@@ -193,7 +263,7 @@ static void evconn_pack(struct evconn *c)
 
 	while ((s = c->head) && s->ready &&
 	       buf_used(&c->out) < EVCONN_OUT_MAX) {
-		if (buf_append(&c->out, s->r.text, s->r.len)) {
+		if (evconn_emit(c, &s->http, &s->r)) {
 			c->state = EVCONN_DONE;
 			return;
 		}
@@ -236,6 +306,8 @@ static void evconn_advance(struct evconn *c)
 	do {
 		capped = evconn_parse(c);
 		evconn_pack(c);
+		/* Counted before the client can see a reply and scrape. */
+		metrics_batch_flush(&c->cfg->mb);
 		if (c->state == EVCONN_DONE || evconn_write(c) < 0) {
 			c->state = EVCONN_DONE;
 			return;
@@ -258,8 +330,10 @@ static void evconn_advance(struct evconn *c)
  */
 void evconn_eof(struct evconn *c)
 {
-	if (buf_used(&c->in) && !c->cfg->stopping)
+	/* An HTTP request cut short is dropped: there is nothing to answer. */
+	if (buf_used(&c->in) && !c->cfg->stopping && c->mode != EVCONN_HTTP)
 		evconn_line(c, buf_head(&c->in), buf_used(&c->in));
+	metrics_batch_flush(&c->cfg->mb);
 	buf_consume(&c->in, buf_used(&c->in));
 	if (c->state == EVCONN_OPEN)
 		c->state = EVCONN_DRAINING;
@@ -318,6 +392,8 @@ struct evconn *evconn_job_done(struct tpool_job *job)
 	struct evconn *c = s->conn;
 
 	c->njobs--;
+	metrics_job_end(s->http.status ? METRICS_HTTP : METRICS_LINE,
+			metrics_result(PROTO_OK, &s->r), s->t0);
 	if (c->state == EVCONN_CLOSED) {
 		reply_release(&s->r);
 		free(s);
@@ -363,6 +439,7 @@ bool evconn_close(struct evconn *c)
 {
 	struct evconn_slot *s, *next;
 
+	metrics_conn_close();
 	close(c->fd);
 	c->fd = -1;
 	buf_free(&c->in);

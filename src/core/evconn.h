@@ -37,6 +37,8 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "http.h"
+#include "metrics.h"
 #include "proto.h"
 #include "tpool.h"
 
@@ -75,6 +77,7 @@ struct evconn_cfg {
 	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
 	unsigned jobs_max;	/* pool jobs in flight per connection */
 	bool stopping;		/* a stop began: drop a final partial line */
+	struct metrics_batch mb; /* the loop's current batch of requests */
 };
 
 /* Fills in inline_max_n for lim's algorithm and jobs_max from workers. */
@@ -108,12 +111,22 @@ struct evconn_slot {
 	const struct proto_limits *lim; /* read by the worker */
 	uint64_t n;			/* what the worker computes */
 	bool ready;			/* r holds the reply */
+	struct http_resp http; /* how to frame r; status 0: a fib/1 line */
+	uint64_t t0;	       /* when it went to the pool (metrics) */
 	struct reply r;
+};
+
+/* What a connection speaks, decided by its first bytes (http_sniff()). */
+enum evconn_mode {
+	EVCONN_SNIFF, /* too few bytes yet to tell */
+	EVCONN_LINE,  /* fib/1 */
+	EVCONN_HTTP,  /* HTTP/1.x: each request is one slot */
 };
 
 struct evconn {
 	int fd;
 	enum evconn_state state;
+	enum evconn_mode mode;
 	struct evconn_cfg *cfg;
 	struct buf in;			 /* bytes read, not yet framed */
 	struct buf out;			 /* reply bytes not yet written */
