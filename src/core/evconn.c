@@ -62,23 +62,30 @@ bool evconn_can_take(const struct evconn *c)
  * The reply for a parsed request, computed here: x is its HTTP exchange, or
  * NULL for a fib/1 line.
  */
-static void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
-			  uint64_t n, struct http_exchange *x, struct reply *r)
+static inline void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
+				 uint64_t n, struct http_exchange *x,
+				 struct reply *r)
 {
-	if (x && !http_wants_compute(x))
-		http_body(cfg->lim, x, r);
-	else if (st == PROTO_OK)
+	if (x && x->route != HTTP_ROUTE_FIB) {
+		http_body(cfg->lim, x, r); /* not a fib request */
+		return;
+	}
+	if (st == PROTO_OK && metrics_cheap(cfg->lim, n)) {
 		proto_compute(cfg->lim, n, r);
-	else
+	} else if (st == PROTO_OK) {
+		metrics_compute_begin();
+		proto_compute(cfg->lim, n, r);
+		metrics_compute_end();
+	} else {
 		proto_error_reply(cfg->lim, st, r);
-	if (!x || x->route == HTTP_ROUTE_FIB)
-		metrics_batch_request(&cfg->mb, x ? METRICS_HTTP : METRICS_LINE,
-				      metrics_result(st, r));
+	}
+	metrics_batch_request(&cfg->mb, x ? METRICS_HTTP : METRICS_LINE,
+			      metrics_result(st, r));
 }
 
 /* Appends reply r to the output, framed as an HTTP response if it is one. */
-static int evconn_emit(struct evconn *c, const struct http_resp *http,
-		       const struct reply *r)
+static inline int evconn_emit(struct evconn *c, const struct http_resp *http,
+			      const struct reply *r)
 {
 	if (!http->status)
 		return buf_append(&c->out, r->text, r->len);

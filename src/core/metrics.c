@@ -120,13 +120,6 @@ static void metrics_gauge(atomic_ullong *g, int delta)
 		atomic_fetch_sub_explicit(g, 1, memory_order_relaxed);
 }
 
-enum proto_status metrics_result(enum proto_status st, const struct reply *r)
-{
-	if (st == PROTO_OK && r->len >= 4 && memcmp(r->text, "ERR ", 4) == 0)
-		return PROTO_INTERNAL;
-	return st;
-}
-
 static unsigned metrics_bucket(uint64_t ns)
 {
 	unsigned i = 0;
@@ -144,15 +137,6 @@ static unsigned metrics_code_index(int code)
 	return metrics_code_index(500); /* fibd never sends the others */
 }
 
-void metrics_batch_request(struct metrics_batch *b, enum metrics_proto p,
-			   enum proto_status result)
-{
-	if (!b->n)
-		b->t0 = metrics_now_ns();
-	b->n++;
-	b->results[p][result]++;
-}
-
 void metrics_batch_code(struct metrics_batch *b, int code)
 {
 	b->codes[metrics_code_index(code)]++;
@@ -163,11 +147,12 @@ void metrics_batch_code(struct metrics_batch *b, int code)
 static void metrics_flush_counts(struct metrics_shard *s,
 				 const struct metrics_batch *b)
 {
-	for (unsigned p = 0; p < METRICS_PROTOS; p++)
-		for (unsigned i = 0; i < METRICS_RESULTS; i++)
-			if (b->results[p][i])
-				metrics_add(&s->requests[p][i],
-					    b->results[p][i]);
+	for (uint32_t t = b->touched; t; t &= t - 1) {
+		unsigned bit = (unsigned)__builtin_ctz(t);
+		unsigned p = bit / METRICS_RESULTS, i = bit % METRICS_RESULTS;
+
+		metrics_add(&s->requests[p][i], b->results[p][i]);
+	}
 	if (!b->any_code)
 		return;
 	for (unsigned i = 0; i < METRICS_CODES; i++)

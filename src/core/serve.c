@@ -36,12 +36,17 @@ struct serve_conn {
 /* fib(n) into r: inline, or where the hook says. */
 static void serve_compute(struct serve_conn *c, uint64_t n, struct reply *r)
 {
-	metrics_compute_begin();
-	if (c->hook && c->hook->compute)
+	bool hooked = c->hook && c->hook->compute;
+	bool counted = hooked || !metrics_cheap(&c->cfg->limits, n);
+
+	if (counted)
+		metrics_compute_begin();
+	if (hooked)
 		c->hook->compute(c->hook->ctx, &c->cfg->limits, n, r);
 	else
 		proto_compute(&c->cfg->limits, n, r);
-	metrics_compute_end();
+	if (counted)
+		metrics_compute_end();
 }
 
 /* Answers one framed line into r: parse here, compute where the hook says. */
