@@ -15,6 +15,12 @@
  * FIFO. When the FIFO is empty a cheap reply skips it and goes straight to
  * the output buffer: the common IO-bound case allocates nothing.
  *
+ * HTTP. A connection whose first bytes open an HTTP request (http_sniff())
+ * is HTTP/1.1 for good: each request is one slot, decided by http_next(),
+ * computed like a line (inline or in the pool), and its reply framed as a
+ * response when it leaves the FIFO. A response that closes the connection
+ * is its last: the state becomes FAILING, as after a line too long.
+ *
  * Backpressure. A connection takes new requests only while it has fewer than
  * EVCONN_SLOTS_MAX slots, fewer than cfg->jobs_max jobs in the pool, and less
  * than EVCONN_OUT_MAX reply bytes waiting (output buffer plus finished

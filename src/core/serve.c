@@ -30,7 +30,7 @@ struct serve_conn {
 	enum serve_mode mode;
 	struct buf in;		 /* bytes read, not yet framed */
 	struct buf out;		 /* replies not yet written */
-	struct metrics_batch mb; /* this read's requests, counted at its end */
+	struct metrics_batch mb; /* requests answered, counted at each write */
 };
 
 /* fib(n) into r: inline, or where the hook says. */
