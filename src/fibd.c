@@ -30,7 +30,11 @@ static const char usage_text[] =
 "                          fast: exact for any n (GMP beyond fib(93))\n"
 "      --max-n N           largest n served (default 45 naive, 100000 fast;\n"
 "                          at most 93 naive, 10000000 fast)\n"
-"      --max-line BYTES    longest request line (default 1024)\n"
+"      --max-line BYTES    longest request line (default 1024); with\n"
+"                          --framing read, the most bytes one read takes\n"
+"      --framing line|read line: a request is a line ending in newline\n"
+"                          (default); read: each read is one request, with\n"
+"                          no newline needed, as the talk's servers do\n"
 "  -w, --workers N         threads or processes, where the model has them\n"
 "                          (default: online CPUs)\n"
 "      --ports             many: one port per worker, PORT..PORT+N-1\n"
@@ -63,6 +67,7 @@ static void list_models(void)
 enum {
 	OPT_MAX_N = 256,
 	OPT_MAX_LINE,
+	OPT_FRAMING,
 	OPT_PORTS,
 	OPT_OFFLOAD,
 	OPT_MAX_CONNS,
@@ -76,6 +81,7 @@ static const struct option long_opts[] = {
     {"algo", required_argument, NULL, 'a'},
     {"max-n", required_argument, NULL, OPT_MAX_N},
     {"max-line", required_argument, NULL, OPT_MAX_LINE},
+    {"framing", required_argument, NULL, OPT_FRAMING},
     {"workers", required_argument, NULL, 'w'},
     {"ports", no_argument, NULL, OPT_PORTS},
     {"offload", no_argument, NULL, OPT_OFFLOAD},
@@ -121,6 +127,11 @@ static int apply_opt(int c, const char *arg, struct server_cfg *cfg,
 		err = opt_uint("--max-line", arg, PROTO_MIN_MAX_LINE,
 			       PROTO_MAX_MAX_LINE, &v);
 		cfg->limits.max_line = (size_t)v;
+		break;
+	case OPT_FRAMING:
+		err = proto_framing_parse(arg, &cfg->limits.framing);
+		if (err)
+			log_msg("--framing: '%s' is not line or read", arg);
 		break;
 	case 'w':
 		err = opt_uint("--workers", arg, 1, 1024, &v);

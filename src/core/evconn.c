@@ -184,14 +184,22 @@ static void evconn_line(struct evconn *c, const char *line, size_t len)
 	evconn_request(c, st, n, NULL);
 }
 
-/* Decides the protocol once the first bytes tell it. False: wait. */
+/*
+ * Decides the protocol once the first bytes tell it. False: wait. In read
+ * framing the first read is a request: if it has not shown a method token
+ * by its end, it is not HTTP.
+ */
 static bool evconn_sniff(struct evconn *c)
 {
-	int http = http_sniff(buf_head(&c->in), buf_used(&c->in));
+	int http;
 
-	if (http == HTTP_SNIFF_MORE)
+	if (!buf_used(&c->in))
 		return false;
-	c->mode = http ? EVCONN_HTTP : EVCONN_LINE;
+	http = http_sniff(buf_head(&c->in), buf_used(&c->in));
+	if (http == HTTP_SNIFF_MORE &&
+	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
+		return false;
+	c->mode = http == 1 ? EVCONN_HTTP : EVCONN_LINE;
 	return true;
 }
 
@@ -219,6 +227,31 @@ static bool evconn_http(struct evconn *c)
 }
 
 /*
+ * Read framing: each read is one request, cut into max_line pieces when a
+ * recv completion brought more. Reads that arrived while a cap held them
+ * back have run together in the input: that is what read framing means.
+ */
+static bool evconn_parse_reads(struct evconn *c)
+{
+	const struct proto_limits *lim = c->cfg->lim;
+	enum proto_status st;
+	uint64_t n;
+	size_t len;
+
+	while (buf_used(&c->in)) {
+		if (!evconn_can_take(c))
+			return c->state == EVCONN_OPEN;
+		len = buf_used(&c->in);
+		len = len < lim->max_line ? len : lim->max_line;
+		n = 0;
+		st = proto_parse_read(lim, buf_head(&c->in), len, &n);
+		evconn_request(c, st, n, NULL);
+		buf_consume(&c->in, len);
+	}
+	return false;
+}
+
+/*
  * Takes every complete buffered line while the caps allow. Returns true
  * when it stopped because of a cap, with lines perhaps still buffered.
  */
@@ -236,6 +269,8 @@ static bool evconn_parse(struct evconn *c)
 				return false;
 			continue;
 		}
+		if (c->cfg->lim->framing == PROTO_FRAMING_READ)
+			return evconn_parse_reads(c);
 		len = proto_frame(buf_head(&c->in), buf_used(&c->in),
 				  c->cfg->lim->max_line);
 		if (len == 0)
@@ -337,8 +372,11 @@ static void evconn_advance(struct evconn *c)
  */
 void evconn_eof(struct evconn *c)
 {
-	/* An HTTP request cut short is dropped: there is nothing to answer. */
-	if (buf_used(&c->in) && !c->cfg->stopping && c->mode != EVCONN_HTTP)
+	/* An HTTP request cut short is dropped: there is nothing to answer.
+	 * In read framing evconn_take() has answered every read by now, and
+	 * nothing is ever partial. */
+	if (buf_used(&c->in) && !c->cfg->stopping && c->mode != EVCONN_HTTP &&
+	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
 		evconn_line(c, buf_head(&c->in), buf_used(&c->in));
 	metrics_batch_flush(&c->cfg->mb);
 	buf_consume(&c->in, buf_used(&c->in));
@@ -362,6 +400,10 @@ static void evconn_linger(struct evconn *c)
 
 void evconn_on_readable(struct evconn *c)
 {
+	/* In read framing the read is the request; HTTP frames itself. */
+	size_t chunk = c->mode == EVCONN_HTTP
+			   ? EVCONN_READ_CHUNK
+			   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
 	ssize_t n;
 
 	if (c->state == EVCONN_LINGER) {
@@ -370,11 +412,11 @@ void evconn_on_readable(struct evconn *c)
 	}
 	if (!evconn_can_take(c))
 		return; /* paused: epoll only reported an error or hang-up */
-	if (buf_reserve(&c->in, EVCONN_READ_CHUNK)) {
+	if (buf_reserve(&c->in, chunk)) {
 		c->state = EVCONN_DONE;
 		return;
 	}
-	n = read(c->fd, c->in.data + c->in.len, EVCONN_READ_CHUNK);
+	n = read(c->fd, c->in.data + c->in.len, chunk);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {

@@ -10,6 +10,18 @@ void proto_limits_default(struct proto_limits *lim)
 	lim->algo = FIB_NAIVE;
 	lim->max_n = FIB_NAIVE_DEFAULT_MAX_N;
 	lim->max_line = PROTO_DEFAULT_MAX_LINE;
+	lim->framing = PROTO_FRAMING_LINE;
+}
+
+int proto_framing_parse(const char *name, enum proto_framing *f)
+{
+	if (strcmp(name, "line") == 0)
+		*f = PROTO_FRAMING_LINE;
+	else if (strcmp(name, "read") == 0)
+		*f = PROTO_FRAMING_READ;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 ssize_t proto_frame(const char *buf, size_t len, size_t max_line)
@@ -86,6 +98,24 @@ enum proto_status proto_parse(const struct proto_limits *lim, const char *line,
 		return PROTO_TOO_LARGE;
 	*n = v;
 	return PROTO_OK;
+}
+
+/* The whitespace Python's int() strips around a number, NUL excepted. */
+static int is_space(char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+enum proto_status proto_parse_read(const struct proto_limits *lim,
+				   const char *data, size_t len, uint64_t *n)
+{
+	while (len && is_space(data[len - 1]))
+		len--;
+	while (len && is_space(*data)) {
+		data++;
+		len--;
+	}
+	return proto_parse(lim, data, len, n);
 }
 
 void reply_release(struct reply *r)

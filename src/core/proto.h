@@ -28,15 +28,33 @@
 #define PROTO_MIN_MAX_LINE 16
 #define PROTO_MAX_MAX_LINE (1u << 20)
 
+/*
+ * How a connection's bytes become requests (--framing). It lives in
+ * proto_limits because it is request semantics, and because the limits
+ * already reach every connection engine unchanged.
+ */
+enum proto_framing {
+	/* fib/1: a request is a line ending in '\n' (proto_frame()). */
+	PROTO_FRAMING_LINE = 0,
+	/* The talk's servers: whatever one read returns (at most max_line
+	 * bytes) is one request (proto_parse_read()). */
+	PROTO_FRAMING_READ,
+};
+
 /* What a server accepts; fixed for the server's life. */
 struct proto_limits {
 	enum fib_algo algo; /* how fib is computed */
 	uint64_t max_n;	    /* larger n get "ERR n too large (max M)" */
-	size_t max_line; /* longer lines get "ERR line too long", then close */
+	size_t max_line;    /* line: longer lines get "ERR line too long", then
+			       close; read: the most bytes one read asks for */
+	enum proto_framing framing;
 };
 
-/* Fills in the defaults: naive, max_n 45, max_line 1024. */
+/* Fills in the defaults: naive, max_n 45, max_line 1024, line framing. */
 void proto_limits_default(struct proto_limits *lim);
+
+/* "line" or "read" into *f. Returns 0, or -EINVAL for anything else. */
+int proto_framing_parse(const char *name, enum proto_framing *f);
 
 /*
  * The outcome of reading one request. PROTO_OK means "compute fib(n)";
@@ -69,6 +87,28 @@ ssize_t proto_frame(const char *buf, size_t len, size_t max_line);
  */
 enum proto_status proto_parse(const struct proto_limits *lim, const char *line,
 			      size_t len, uint64_t *n);
+
+/*
+ * Read framing: parses the bytes of one read, data[0..len), as one request.
+ * Leading and trailing whitespace (space, \t, \r, \n, \v, \f: what
+ * Python's int() strips) is dropped, then what is left is judged exactly as
+ * proto_parse() judges a line. A caller reads at most lim->max_line bytes
+ * at a time, so there is no "line too long" here. On PROTO_OK stores n.
+ */
+enum proto_status proto_parse_read(const struct proto_limits *lim,
+				   const char *data, size_t len, uint64_t *n);
+
+/*
+ * The most bytes one read of a connection may ask for: line_chunk, the
+ * engine's own buffer size, in line framing (framing finds the lines in any
+ * amount); max_line in read framing, where the read is the request (the
+ * talk's recv(100)).
+ */
+static inline size_t proto_read_max(const struct proto_limits *lim,
+				    size_t line_chunk)
+{
+	return lim->framing == PROTO_FRAMING_READ ? lim->max_line : line_chunk;
+}
 
 /* A reply line, '\n' included. Small replies live inline, large on the heap. */
 #define REPLY_INLINE_CAP 72

@@ -49,15 +49,21 @@ static void serve_compute(struct serve_conn *c, uint64_t n, struct reply *r)
 		metrics_compute_end();
 }
 
-/* Answers one framed line into r: parse here, compute where the hook says. */
-static void serve_one(struct serve_conn *c, const char *line, size_t len,
+/*
+ * Answers one request into r: parse here (a framed line, or in read framing
+ * a whole read), compute where the hook says.
+ */
+static void serve_one(struct serve_conn *c, const char *req, size_t len,
 		      struct reply *r)
 {
 	const struct proto_limits *lim = &c->cfg->limits;
 	enum proto_status st;
 	uint64_t n;
 
-	st = proto_parse(lim, line, len, &n);
+	if (lim->framing == PROTO_FRAMING_READ)
+		st = proto_parse_read(lim, req, len, &n);
+	else
+		st = proto_parse(lim, req, len, &n);
 	if (st != PROTO_OK)
 		proto_error_reply(lim, st, r);
 	else
@@ -96,7 +102,7 @@ static int serve_queue(struct serve_conn *c, struct reply *r)
 /*
  * Answers every complete line in the input. Returns 0 to keep going, 1 when
  * the connection must close once the output is written (a line too long),
- * or -errno.
+ * or -errno. In read framing the input is one read, and one request.
  */
 static int serve_lines(struct serve_conn *c)
 {
@@ -104,6 +110,11 @@ static int serve_lines(struct serve_conn *c)
 	ssize_t len;
 	int err;
 
+	if (c->cfg->limits.framing == PROTO_FRAMING_READ) {
+		serve_one(c, buf_head(&c->in), buf_used(&c->in), &r);
+		buf_consume(&c->in, buf_used(&c->in));
+		return serve_queue(c, &r);
+	}
 	for (;;) {
 		len = proto_frame(buf_head(&c->in), buf_used(&c->in),
 				  c->cfg->limits.max_line);
@@ -185,11 +196,13 @@ static int serve_input(struct serve_conn *c)
 {
 	int http;
 
-	if (c->mode == SERVE_SNIFF) {
+	if (c->mode == SERVE_SNIFF && buf_used(&c->in)) {
 		http = http_sniff(buf_head(&c->in), buf_used(&c->in));
-		if (http == HTTP_SNIFF_MORE)
+		/* In read framing the first read is a request either way. */
+		if (http == HTTP_SNIFF_MORE &&
+		    c->cfg->limits.framing == PROTO_FRAMING_LINE)
 			return 0;
-		c->mode = http ? SERVE_HTTP : SERVE_LINE;
+		c->mode = http == 1 ? SERVE_HTTP : SERVE_LINE;
 	}
 	return c->mode == SERVE_HTTP ? serve_http(c) : serve_lines(c);
 }
@@ -212,16 +225,22 @@ static int serve_eof(struct serve_conn *c)
 	return 0;
 }
 
-/* Reads into the input, growing it by one chunk. Bytes, 0 at EOF, -errno. */
+/*
+ * Reads into the input, growing it by one chunk (in read framing, one
+ * request). Returns bytes, 0 at EOF, or -errno.
+ */
 static ssize_t serve_read(struct serve_conn *c, unsigned timeout_ms)
 {
+	size_t chunk = c->mode == SERVE_HTTP
+			   ? SERVE_READ_CHUNK /* HTTP frames itself */
+			   : proto_read_max(&c->cfg->limits, SERVE_READ_CHUNK);
 	ssize_t n;
-	int err = buf_reserve(&c->in, SERVE_READ_CHUNK);
+	int err = buf_reserve(&c->in, chunk);
 
 	if (err)
 		return err;
-	n = c->io->read(c->io->ctx, c->fd, c->in.data + c->in.len,
-			SERVE_READ_CHUNK, timeout_ms);
+	n = c->io->read(c->io->ctx, c->fd, c->in.data + c->in.len, chunk,
+			timeout_ms);
 	if (n > 0)
 		c->in.len += (size_t)n;
 	return n;

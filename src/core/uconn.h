@@ -10,7 +10,9 @@
  * in its three low bits (enum uconn_op).
  *
  * Input. Every recv completion is copied into ev.in at once (its provided
- * buffer goes straight back to the ring) and framed by evconn_take(). When
+ * buffer goes straight back to the ring) and framed by evconn_take(); with
+ * --framing read each completion is a request (cut at max_line), and those
+ * that arrive while a cap holds the parsing back run together. When
  * the output caps stop the parsing, input keeps arriving until ev.in holds
  * UCONN_IN_MAX + max_line bytes; then the multishot recv is cancelled, the
  * kernel's socket buffer fills, and TCP tells the client to wait. The recv is

@@ -117,6 +117,49 @@ static int check_stream(const struct proto_limits *lim, const char *data,
 	return bad;
 }
 
+/* The whitespace of Python's int(), as the brief for --framing read says. */
+static int ref_space(char c)
+{
+	return c != '\0' && strchr(" \t\r\n\v\f", c) != NULL;
+}
+
+/* One read as one request: the reference strips, then judges the body. */
+static int check_read(const struct proto_limits *lim, const char *s, size_t n)
+{
+	uint64_t got = 0, ref_n = 0;
+	enum proto_status st, ref;
+	size_t b = 0, e = n;
+
+	while (e > 0 && ref_space(s[e - 1]))
+		e--;
+	while (b < e && ref_space(s[b]))
+		b++;
+	st = proto_parse_read(lim, s, n, &got);
+	ref = ref_parse(s + b, e - b, lim->max_n, &ref_n);
+	if (st != ref || (st == PROTO_OK && got != ref_n)) {
+		fprintf(stderr,
+			"read parse disagrees: %d/%llu vs reference %d/%llu\n",
+			st, (unsigned long long)got, ref,
+			(unsigned long long)ref_n);
+		return 1;
+	}
+	return 0;
+}
+
+/* Read framing: the input as reads of at most max_line bytes each. */
+static int check_reads(const struct proto_limits *lim, const char *data,
+		       size_t size)
+{
+	int bad = 0;
+
+	for (size_t off = 0; off < size; off += lim->max_line) {
+		size_t len = size - off;
+		bad += check_read(lim, data + off,
+				  len < lim->max_line ? len : lim->max_line);
+	}
+	return bad;
+}
+
 int proto_check_input(const uint8_t *data, size_t size)
 {
 	struct proto_limits lim;
@@ -127,6 +170,7 @@ int proto_check_input(const uint8_t *data, size_t size)
 	lim.max_n = 25;
 	lim.max_line = 64;
 	bad = check_stream(&lim, (const char *)data, size);
+	bad += check_reads(&lim, (const char *)data, size);
 	lim.algo = FIB_FAST;
 	lim.max_n = 3000;
 	lim.max_line = PROTO_DEFAULT_MAX_LINE;

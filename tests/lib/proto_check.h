@@ -5,8 +5,9 @@
  * It frames arbitrary bytes as a server would, and checks every framed line
  * against a reference parser written independently of src/core/proto.c:
  * statuses must agree, replies must be "digits\n" or a known "ERR ...\n",
- * and nothing may be read past the input. Returns the number of violations
- * (0 when the input is handled correctly); each one is printed.
+ * and nothing may be read past the input. The same bytes, cut into reads
+ * of max_line, are checked as --framing read requests too. Returns the number
+ * of violations (0 when the input is handled correctly); each one is printed.
  */
 #ifndef FIBD_TESTS_PROTO_CHECK_H
 #define FIBD_TESTS_PROTO_CHECK_H

@@ -257,6 +257,24 @@ int t_nothing_pending(int fd)
 	return poll(&p, 1, 0) == 0;
 }
 
+size_t t_fill(int fd, const void *p, size_t len, size_t max)
+{
+	size_t sent = 0;
+	int stalled = 0;
+
+	while (stalled < 40 && sent < max) {
+		ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (size_t)n;
+			stalled = 0;
+		} else {
+			stalled++;
+			poll(NULL, 0, 5);
+		}
+	}
+	return sent;
+}
+
 void t_reset(int fd)
 {
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};

@@ -88,6 +88,13 @@ int t_wait_eof(int fd);
 /* True when nothing is readable on fd right now (no reply has come). */
 int t_nothing_pending(int fd);
 
+/*
+ * Sends p[0..len) again and again without blocking, until 200 ms pass with
+ * no progress (every buffer on the way is full: the peer stopped reading)
+ * or max bytes went out. Returns the bytes sent.
+ */
+size_t t_fill(int fd, const void *p, size_t len, size_t max);
+
 /* Closes fd with an RST instead of a FIN (SO_LINGER 0). */
 void t_reset(int fd);
 

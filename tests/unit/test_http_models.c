@@ -37,14 +37,19 @@ struct resp {
 
 static struct client cl;
 
-static int start(struct tsrv *s)
+static int start_args(struct tsrv *s, const char *const *args)
 {
-	int err = tsrv_start(s, cur->name, NULL, 1);
+	int err = tsrv_start(s, cur->name, args, 1);
 
 	T_CHECK(err == 0, "%s did not start", cur->name);
 	if (!err)
 		cl = (struct client){.fd = tsrv_connect(s, 0)};
 	return err;
+}
+
+static int start(struct tsrv *s)
+{
+	return start_args(s, NULL);
 }
 
 static void stop_ok(struct tsrv *s)
@@ -263,6 +268,30 @@ static void case_body_rejected(void)
 	stop_ok(&s);
 }
 
+/* HTTP frames itself: --framing read changes only the line protocol. */
+static void case_read_framing(void)
+{
+	static const char *const args[] = {"--framing", "read", NULL};
+	char buf[64];
+	struct tsrv s;
+
+	if (start_args(&s, args))
+		return;
+	expect("GET /fib/30 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "832040\n");
+	expect("GET /fib/x HTTP/1.1\r\n" HOST_HDR "\r\n", 400,
+	       "ERR not a number\n");
+	close(cl.fd);
+	/* A read that is all capitals, with no method token: one request. */
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	T_CHECK(t_ask(cl.fd, "GET", buf, sizeof(buf)) &&
+		    strcmp(buf, "ERR not a number\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	T_CHECK(t_ask(cl.fd, "12", buf, sizeof(buf)) &&
+		    strcmp(buf, "144\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	stop_ok(&s);
+}
+
 /* Runs cmd; its whole output must be want. */
 static void expect_output(const char *cmd, const char *want)
 {
@@ -341,6 +370,7 @@ int main(void)
 		CASE(case_head, 60);
 		CASE(case_huge_header, 60);
 		CASE(case_body_rejected, 60);
+		CASE(case_read_framing, 60);
 		CASE(case_curl, 60);
 		CASE(case_metrics, 60);
 	}

@@ -3,6 +3,11 @@
  * `fibd --list-models` reports (or those in $FIBD_MODELS, comma-separated).
  * A model added to the registry is tested here without new test code.
  * Each case starts its own server and runs in a child with a timeout.
+ *
+ * The cases that make sense for it run a second time with --framing read
+ * (named MODEL/read/CASE). A read-framing client sends one request, without
+ * its '\n', and waits for the reply before the next: two requests sent at
+ * once would be one read, hence one request.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,13 +24,27 @@
 static struct tsrv_model models[MAX_MODELS];
 static int nmodels;
 static const struct tsrv_model *cur; /* the model under test */
+static int read_framing;	     /* cases run with --framing read */
 
 static char buf[1 << 20];
 
-/* Starts the model under test with extra args; fails the case if it can't. */
+/*
+ * Starts the model under test with extra args (and the framing under test);
+ * fails the case if it can't.
+ */
 static int start(struct tsrv *s, const char *const *args, int nports)
 {
-	int err = tsrv_start(s, cur->name, args, nports);
+	const char *all[16];
+	int n = 0, err;
+
+	for (; args && args[n] && n < 12; n++)
+		all[n] = args[n];
+	if (read_framing) {
+		all[n++] = "--framing";
+		all[n++] = "read";
+	}
+	all[n] = NULL;
+	err = tsrv_start(s, cur->name, all, nports);
 
 	T_CHECK(err == 0, "%s did not start", cur->name);
 	return err;
@@ -39,10 +58,21 @@ static int stop_ok(struct tsrv *s)
 	return st;
 }
 
+/* Sends one request line; in read framing without its '\n', as the talk. */
+static int send_req(int fd, const char *req)
+{
+	size_t len = strlen(req);
+
+	if (read_framing && len > 1 && req[len - 1] == '\n')
+		len--;
+	return t_send_bytes(fd, req, len);
+}
+
 static void expect_line(int fd, const char *req, const char *want)
 {
-	T_CHECK(t_ask(fd, req, buf, sizeof(buf)), "%s: no reply to %s",
-		cur->name, req);
+	T_CHECK(send_req(fd, req) == 0 &&
+		    t_read_lines(fd, buf, sizeof(buf), 1) == 1,
+		"%s: no reply to %s", cur->name, req);
 	T_CHECK(strcmp(buf, want) == 0, "%s: asked %s got '%s' want '%s'",
 		cur->name, req, buf, want);
 }
@@ -211,7 +241,8 @@ static void case_reset(void)
 	T_CHECK(t_send(fd, "3") == 0);
 	t_reset(fd);
 	fd = tsrv_connect(&s, 0);
-	T_CHECK(t_send(fd, "32\n33\n") == 0);
+	/* Read framing: one request in flight, no pipelining. */
+	T_CHECK(t_send(fd, read_framing ? "32" : "32\n33\n") == 0);
 	t_reset(fd); /* vanishes with requests in flight */
 	fd = tsrv_connect(&s, 0);
 	expect_line(fd, "12\n", "144\n");
@@ -235,6 +266,11 @@ static void case_sigterm_idle(void)
 
 static void case_sigterm_inflight(void)
 {
+	/* Read framing: one request in flight, no pipelining. */
+	const char *req = read_framing ? "32" : "30\n31\n32\n2\n";
+	const char *want =
+	    read_framing ? "2178309\n" : "832040\n1346269\n2178309\n1\n";
+	int nreq = read_framing ? 1 : 4;
 	struct tsrv s;
 	int fd;
 
@@ -242,13 +278,14 @@ static void case_sigterm_inflight(void)
 		return;
 	fd = tsrv_connect(&s, 0);
 	expect_line(fd, "1\n", "1\n");
-	T_CHECK(t_send(fd, "30\n31\n32\n2\n") == 0);
+	T_CHECK(t_send(fd, req) == 0);
 	usleep(
 	    20000); /* let the server take them; the test does not rely on it */
 	T_CHECK(tsrv_stop(&s, 30) == 0, "%s: bad exit at stop", cur->name);
-	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 4) == 4 &&
-		    strcmp(buf, "832040\n1346269\n2178309\n1\n") == 0,
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), nreq) == nreq &&
+		    strcmp(buf, want) == 0,
 		"%s: replies lost at stop: '%s'", cur->name, buf);
+	T_CHECK(t_wait_eof(fd), "%s: not closed after stop", cur->name);
 	close(fd);
 }
 
@@ -263,7 +300,7 @@ static void conc_serial(void)
 	a = tsrv_connect(&s, 0);
 	expect_line(a, "10\n", "55\n");
 	b = tsrv_connect(&s, 0);
-	T_CHECK(t_send(b, "11\n") == 0);
+	T_CHECK(send_req(b, "11\n") == 0);
 	expect_line(a, "12\n", "144\n");
 	T_CHECK(t_nothing_pending(b), "%s served a second client", cur->name);
 	close(a);
@@ -284,7 +321,7 @@ static void conc_overlap(const char *const *args, int nports, int port_b)
 	a = tsrv_connect(&s, 0);
 	expect_line(a, "1\n", "1\n");
 	/* fib(45): about 2 s of CPU, a wide margin on a loaded machine. */
-	T_CHECK(t_send(a, "45\n") == 0);
+	T_CHECK(send_req(a, "45\n") == 0);
 	usleep(50000);
 	b = tsrv_connect(&s, port_b);
 	expect_line(b, "20\n", "6765\n");
@@ -311,7 +348,131 @@ static void case_concurrency(void)
 		conc_overlap(NULL, 1, 0);
 }
 
-#define CASE(fn, secs) TSRV_CASE(cur, fn, secs)
+/* Read framing: sends exactly req[0..len) as one read, expects one reply. */
+static void expect_read(int fd, const char *req, size_t len, const char *want)
+{
+	T_CHECK(t_send_bytes(fd, req, len) == 0 &&
+		    t_read_lines(fd, buf, sizeof(buf), 1) == 1,
+		"%s: no reply to a read of %zu bytes", cur->name, len);
+	T_CHECK(strcmp(buf, want) == 0, "%s: read '%.*s' got '%s' want '%s'",
+		cur->name, (int)len, req, buf, want);
+}
+#define EXPECT_READ(fd, lit, want) expect_read(fd, lit, sizeof(lit) - 1, want)
+
+static void case_bad_input_read(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	EXPECT_READ(fd, "\n", "ERR empty request\n");
+	EXPECT_READ(fd, "   \r\n", "ERR empty request\n");
+	EXPECT_READ(fd, " \t\v\f\r\n", "ERR empty request\n");
+	EXPECT_READ(fd, "abc", "ERR not a number\n");
+	EXPECT_READ(fd, "1.5", "ERR not a number\n");
+	EXPECT_READ(fd, "1\n2",
+		    "ERR not a number\n"); /* one read, one request */
+	EXPECT_READ(fd, "-3", "ERR negative n\n");
+	EXPECT_READ(fd, "46", "ERR n too large (max 45)\n");
+	EXPECT_READ(fd, "99999999999999999999999",
+		    "ERR n too large (max 45)\n");
+	EXPECT_READ(fd, "\0\x01\xff", "ERR not a number\n");
+	EXPECT_READ(fd, "\v\f +20\t\r\n", "6765\n"); /* int()'s whitespace */
+	EXPECT_READ(fd, "20", "6765\n");
+	close(fd);
+	stop_ok(&s);
+}
+
+/* A burst longer than --max-line is cut at read boundaries, as recv(100). */
+static void case_read_split(void)
+{
+	static const char *const args[] = {"--max-line", "16", NULL};
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, args, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(t_send(fd, "00000000000000100000000000000002") == 0);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 2) == 2 &&
+		    strcmp(buf, "55\n1\n") == 0,
+		"%s: 32 bytes with --max-line 16 got '%s'", cur->name, buf);
+	EXPECT_READ(fd, "7", "13\n");
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_fast_big_read(void)
+{
+	static const char *const args[] = {"--algo", "fast", NULL};
+	static char want[32768];
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, args, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	t_expect(100000, want, sizeof(want));
+	EXPECT_READ(fd, "100000", want);
+	EXPECT_READ(fd, "93", "12200160415121876738\n");
+	EXPECT_READ(fd, "100001", "ERR n too large (max 100000)\n");
+	close(fd);
+	stop_ok(&s);
+}
+
+static void case_half_close_read(void)
+{
+	struct tsrv s;
+	int fd;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	EXPECT_READ(fd, "27", "196418\n");
+	T_CHECK(t_send(fd, "7") == 0);
+	shutdown(fd, SHUT_WR);
+	T_CHECK(t_read_lines(fd, buf, sizeof(buf), 1) == 1 &&
+		    strcmp(buf, "13\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	T_CHECK(t_wait_eof(fd), "%s: no close after half-close", cur->name);
+	close(fd);
+	stop_ok(&s);
+}
+
+/*
+ * Read framing and a client that sends random bytes (NULs and newlines
+ * included) and never reads: every buffer on the way fills, the server
+ * stays bounded, others are served (serial models once the idle timeout
+ * drops the flooder), and it stops cleanly.
+ */
+static void case_flood_read(void)
+{
+	static const char *const args[] = {"--idle-timeout", "2", NULL};
+	static char junk[65536];
+	unsigned seed = 10;
+	struct tsrv s;
+	int stuck, other;
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(rand_r(&seed) & 0xff);
+	if (start(&s, args, 1))
+		return;
+	stuck = tsrv_connect(&s, 0);
+	T_CHECK(t_fill(stuck, junk, sizeof(junk), 16u << 20) > 0);
+	other = tsrv_connect(&s, 0);
+	expect_line(other, "15\n", "610\n");
+	close(other);
+	close(stuck);
+	other = tsrv_connect(&s, 0);
+	expect_line(other, "12\n", "144\n");
+	close(other);
+	stop_ok(&s);
+}
+
+#define CASE(fn, secs)	    TSRV_CASE(cur, fn, secs)
+#define READ_CASE(fn, secs) tsrv_case(cur, "read/" #fn, fn, secs)
 
 int main(void)
 {
@@ -331,6 +492,18 @@ int main(void)
 		CASE(case_sigterm_idle, 60);
 		CASE(case_sigterm_inflight, 60);
 		CASE(case_concurrency, 120);
+		read_framing = 1;
+		READ_CASE(case_replies, 60);
+		READ_CASE(case_bad_input_read, 60);
+		READ_CASE(case_read_split, 60);
+		READ_CASE(case_fast_big_read, 60);
+		READ_CASE(case_half_close_read, 60);
+		READ_CASE(case_reset, 60);
+		READ_CASE(case_sigterm_idle, 60);
+		READ_CASE(case_sigterm_inflight, 60);
+		READ_CASE(case_concurrency, 120);
+		READ_CASE(case_flood_read, 60);
+		read_framing = 0;
 	}
 	return t_done("test_models");
 }

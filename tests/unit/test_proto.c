@@ -84,6 +84,54 @@ static void test_parse_large_limit(void)
 	PARSE("1844674407370955161\n", PROTO_OK, 1844674407370955161ull);
 }
 
+#define PARSE_READ(str, want_st, want_n)                                       \
+	do {                                                                   \
+		uint64_t n_ = 12345;                                           \
+		enum proto_status st_ =                                        \
+		    proto_parse_read(&lim, guarded(str, sizeof(str) - 1),      \
+				     sizeof(str) - 1, &n_);                    \
+		T_CHECK(st_ == (want_st), "read \"%s\": status %d", #str,      \
+			st_);                                                  \
+		if ((want_st) == PROTO_OK)                                     \
+			T_CHECK(n_ == (want_n), "read %s: n=%llu", #str,       \
+				(unsigned long long)n_);                       \
+	} while (0)
+
+/* Read framing: int()'s whitespace around the body, proto_parse() inside. */
+static void test_parse_read(void)
+{
+	enum proto_framing f = PROTO_FRAMING_READ;
+
+	proto_limits_default(&lim);
+	T_CHECK(lim.framing == PROTO_FRAMING_LINE, "line is the default");
+	T_CHECK(proto_framing_parse("line", &f) == 0 &&
+		f == PROTO_FRAMING_LINE);
+	T_CHECK(proto_framing_parse("read", &f) == 0 &&
+		f == PROTO_FRAMING_READ);
+	T_CHECK(proto_framing_parse("lines", &f) == -EINVAL);
+	T_CHECK(proto_framing_parse("", &f) == -EINVAL);
+	PARSE_READ("30", PROTO_OK, 30);
+	PARSE_READ("1", PROTO_OK, 1);
+	PARSE_READ("30\n", PROTO_OK, 30);
+	PARSE_READ("\r\n\t\v\f +30\r\r\n\n \v", PROTO_OK, 30);
+	PARSE_READ("007", PROTO_OK, 7);
+	PARSE_READ("", PROTO_EMPTY, 0);
+	PARSE_READ(" \t\r\n\v\f", PROTO_EMPTY, 0);
+	PARSE_READ("1\n2", PROTO_NOT_NUMBER, 0);
+	PARSE_READ("1 2", PROTO_NOT_NUMBER, 0);
+	PARSE_READ("\0"
+		   "1",
+		   PROTO_NOT_NUMBER, 0);
+	PARSE_READ("1\0", PROTO_NOT_NUMBER, 0);
+	PARSE_READ("\x1c"
+		   "1",
+		   PROTO_NOT_NUMBER, 0);
+	PARSE_READ("abc", PROTO_NOT_NUMBER, 0);
+	PARSE_READ("\v-3\f", PROTO_NEGATIVE, 0);
+	PARSE_READ("46", PROTO_TOO_LARGE, 0);
+	PARSE_READ("99999999999999999999999", PROTO_TOO_LARGE, 0);
+}
+
 #define FRAME(str, max, want)                                                  \
 	T_CHECK(proto_frame(t_guarded(str, sizeof(str) - 1), sizeof(str) - 1,  \
 			    max) == (want),                                    \
@@ -166,6 +214,7 @@ int main(void)
 {
 	T_RUN(test_parse, 10);
 	T_RUN(test_parse_large_limit, 10);
+	T_RUN(test_parse_read, 10);
 	T_RUN(test_frame, 10);
 	T_RUN(test_errors, 10);
 	T_RUN(test_replies, 10);
