@@ -88,7 +88,7 @@ static void test_parse_large_limit(void)
 	do {                                                                   \
 		uint64_t n_ = 12345;                                           \
 		enum proto_status st_ =                                        \
-		    proto_parse_read(&lim, guarded(str, sizeof(str) - 1),      \
+		    proto_parse_read(&lim, t_guarded(str, sizeof(str) - 1),    \
 				     sizeof(str) - 1, &n_);                    \
 		T_CHECK(st_ == (want_st), "read \"%s\": status %d", #str,      \
 			st_);                                                  \
