@@ -143,14 +143,16 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 {
 	struct evconn_cfg *cfg = c->cfg;
 	bool here = evconn_inline(c, st, n);
-	struct http_resp http = x ? x->resp : (struct http_resp){0};
 	struct evconn_slot *s;
 	struct reply r;
+	int err;
 
 	c->progress = true;
 	if (here && !c->head) {
 		evconn_answer(cfg, st, n, x, &r);
-		if (evconn_emit(c, &http, &r))
+		err = x ? evconn_emit(c, &x->resp, &r)
+			: buf_append(&c->out, r.text, r.len);
+		if (err)
 			c->state = EVCONN_DONE;
 		reply_release(&r);
 		return;
@@ -160,7 +162,8 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 		c->state = EVCONN_DONE;
 		return;
 	}
-	s->http = http;
+	if (x)
+		s->http = x->resp; /* else status 0: a line (calloc) */
 	if (here) {
 		evconn_answer(cfg, st, n, x, &s->r);
 		s->ready = true;
@@ -255,22 +258,13 @@ static bool evconn_parse_reads(struct evconn *c)
  * Takes every complete buffered line while the caps allow. Returns true
  * when it stopped because of a cap, with lines perhaps still buffered.
  */
-static bool evconn_parse(struct evconn *c)
+static bool evconn_parse_lines(struct evconn *c)
 {
 	ssize_t len;
 
 	for (;;) {
 		if (!evconn_can_take(c))
 			return c->state == EVCONN_OPEN;
-		if (c->mode == EVCONN_SNIFF && !evconn_sniff(c))
-			return false;
-		if (c->mode == EVCONN_HTTP) {
-			if (!evconn_http(c))
-				return false;
-			continue;
-		}
-		if (c->cfg->lim->framing == PROTO_FRAMING_READ)
-			return evconn_parse_reads(c);
 		len = proto_frame(buf_head(&c->in), buf_used(&c->in),
 				  c->cfg->lim->max_line);
 		if (len == 0)
@@ -286,6 +280,33 @@ static bool evconn_parse(struct evconn *c)
 		evconn_line(c, buf_head(&c->in), (size_t)len);
 		buf_consume(&c->in, (size_t)len);
 	}
+}
+
+/* HTTP: every complete request while the caps allow, as evconn_parse(). */
+static bool evconn_parse_http(struct evconn *c)
+{
+	for (;;) {
+		if (!evconn_can_take(c))
+			return c->state == EVCONN_OPEN;
+		if (!evconn_http(c))
+			return false;
+	}
+}
+
+/*
+ * Takes every complete buffered request while the caps allow, once the
+ * first bytes have told the protocol. Returns true when it stopped because
+ * of a cap, with requests perhaps still buffered.
+ */
+static bool evconn_parse(struct evconn *c)
+{
+	if (c->mode == EVCONN_SNIFF && !evconn_sniff(c))
+		return false;
+	if (c->mode == EVCONN_HTTP)
+		return evconn_parse_http(c);
+	if (c->cfg->lim->framing == PROTO_FRAMING_READ)
+		return evconn_parse_reads(c);
+	return evconn_parse_lines(c);
 }
 
 bool evconn_take(struct evconn *c)

@@ -34,7 +34,8 @@ struct serve_conn {
 };
 
 /* fib(n) into r: inline, or where the hook says. */
-static void serve_compute(struct serve_conn *c, uint64_t n, struct reply *r)
+static inline void serve_compute(struct serve_conn *c, uint64_t n,
+				 struct reply *r)
 {
 	bool hooked = c->hook && c->hook->compute;
 	bool counted = hooked || !metrics_cheap(&c->cfg->limits, n);
