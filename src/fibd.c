@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/opt.h"
 #include "core/server.h"
 #include "core/stop.h"
@@ -231,6 +232,9 @@ int main(int argc, char **argv)
 		log_msg("cannot install signal handlers");
 		return 1;
 	}
+	/* Before any fork: the many model's processes share the counters. */
+	if (metrics_init() < 0)
+		log_msg("metrics: no shared mapping; counted per process");
 	rc = model->run(&cfg);
 	if (rc < 0) {
 		log_err(rc, "model %s failed", model->name);

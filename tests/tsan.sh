@@ -5,6 +5,7 @@
 #                                 (default: thread,procpool,isolate,async,coro)
 #   test_procpool, test_async     when their model is in the list
 #   test_chan                     isolate's channel, threads on both ends
+#   test_metrics, test_http_models  the sharded counters, HTTP per model
 # Every process writes its TSan reports to files, so a report from a server
 # or a worker process is never lost in a log nobody reads; any report fails
 # the run, as does any failed test. Ends with "N passed, M failed".
@@ -21,7 +22,7 @@ B=build/tsan
 MODELS=${1:-${FIBD_MODELS:-thread,procpool,isolate,async,coro}}
 on() { case ",$MODELS," in *",$1,"*) return 0 ;; esac; return 1; }
 
-tests="test_models test_faults test_chan"
+tests="test_models test_faults test_chan test_metrics test_http_models"
 on procpool && tests="$tests test_procpool"
 on async && tests="$tests test_async"
 targets="$B/fibd"

@@ -7,7 +7,8 @@
 # The scenario (bash's /dev/tcp is the client): good and bad requests on
 # one connection, big replies pipelined (--algo fast, fib(100000) is 20899
 # digits), a line too long, a client that leaves mid-request, one that
-# leaves without reading big replies, and a few short connections.
+# leaves without reading big replies, a few short connections, and HTTP
+# (pipelined requests, a big body, /metrics, a head too large, one cut short).
 #
 # Usage: tests/valgrind.sh [BUILD_DIR] [MODELS]   (default: build, all but uring)
 # Ends with "valgrind: N passed, M failed"; exits non-zero on a failure.
@@ -92,6 +93,30 @@ talk_faults() { # a line too long; clients that vanish
 	done
 }
 
+talk_http() { # HTTP: pipelined, a big body, /metrics, errors, a huge head
+	local n line
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return
+	printf 'GET /fib/10 HTTP/1.1\r\nHost: v\r\n\r\n%b%b%b%b' \
+		'HEAD /metrics HTTP/1.1\r\nHost: v\r\n\r\n' \
+		'GET /metrics HTTP/1.1\r\nHost: v\r\n\r\n' \
+		'GET /fib/100000 HTTP/1.1\r\nHost: v\r\n\r\n' \
+		'GET /fib/x HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n' >&3
+	n=$(timeout 60 cat <&3 | grep -c '^HTTP/1.1 ')
+	[ "$n" = 5 ] || fail "$n of 5 HTTP responses"
+	exec 3>&-
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return
+	{
+		printf 'GET / HTTP/1.1\r\nX: '
+		head -c 10000 /dev/zero | tr '\0' a
+	} >&3
+	IFS= read -r -t 60 line <&3
+	[ "${line%$'\r'}" = "HTTP/1.1 431 Request Header Fields Too Large" ] ||
+		fail "got '${line:0:40}' want 431"
+	exec 3>&-
+	exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /fib/1 HTTP/1.1\r\nHo' >&3
+	exec 3>&-
+}
+
 # Every log: no error, nothing definitely lost.
 check_logs() {
 	local f n=0
@@ -121,6 +146,7 @@ run_model() {
 		talk_requests "$port"
 		talk_big "$port"
 		talk_faults "$port"
+		talk_http "$port"
 	else
 		fail "did not start"
 	fi

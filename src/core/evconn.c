@@ -28,6 +28,7 @@ void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 	 * yet a second client's job waits behind few of the first's. */
 	cfg->jobs_max = 2 * (workers ? workers : 1);
 	cfg->stopping = false;
+	cfg->mb = (struct metrics_batch)METRICS_BATCH_INIT;
 }
 
 void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
@@ -39,6 +40,7 @@ void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
 	    .in = BUF_INIT,
 	    .out = BUF_INIT,
 	};
+	metrics_conn_open();
 }
 
 /* OPEN, DRAINING or FAILING: replies are still owed to the client. */
@@ -56,14 +58,39 @@ bool evconn_can_take(const struct evconn *c)
 	       buf_used(&c->out) + c->held < EVCONN_OUT_MAX;
 }
 
-/* The reply for a parsed request, computed here. */
-static void evconn_answer(const struct proto_limits *lim, enum proto_status st,
-			  uint64_t n, struct reply *r)
+/*
+ * The reply for a parsed request, computed here: x is its HTTP exchange, or
+ * NULL for a fib/1 line.
+ */
+static inline void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
+				 uint64_t n, struct http_exchange *x,
+				 struct reply *r)
 {
-	if (st == PROTO_OK)
-		proto_compute(lim, n, r);
-	else
-		proto_error_reply(lim, st, r);
+	if (x && x->route != HTTP_ROUTE_FIB) {
+		http_body(cfg->lim, x, r); /* not a fib request */
+		return;
+	}
+	if (st == PROTO_OK && metrics_cheap(cfg->lim, n)) {
+		proto_compute(cfg->lim, n, r);
+	} else if (st == PROTO_OK) {
+		metrics_compute_begin();
+		proto_compute(cfg->lim, n, r);
+		metrics_compute_end();
+	} else {
+		proto_error_reply(cfg->lim, st, r);
+	}
+	metrics_batch_request(&cfg->mb, x ? METRICS_HTTP : METRICS_LINE,
+			      metrics_result(st, r));
+}
+
+/* Appends reply r to the output, framed as an HTTP response if it is one. */
+static inline int evconn_emit(struct evconn *c, const struct http_resp *http,
+			      const struct reply *r)
+{
+	if (!http->status)
+		return buf_append(&c->out, r->text, r->len);
+	metrics_batch_code(&c->cfg->mb, http_status(http, r));
+	return http_append(&c->out, http, r);
 }
 
 /* Runs on a worker thread; touches nothing but the slot. */
@@ -108,19 +135,24 @@ static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
  * Gives one request its reply, in order. Errors and cheap requests are
  * answered here: straight into the output when nothing is ahead of them, or
  * into a ready slot behind the requests still computing. The rest go to
- * the pool in a slot of their own.
+ * the pool in a slot of their own. x is the request's HTTP exchange (whose
+ * st and n these are), or NULL for a fib/1 line.
  */
-static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n)
+static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
+			   struct http_exchange *x)
 {
-	const struct evconn_cfg *cfg = c->cfg;
+	struct evconn_cfg *cfg = c->cfg;
 	bool here = evconn_inline(c, st, n);
 	struct evconn_slot *s;
 	struct reply r;
+	int err;
 
 	c->progress = true;
 	if (here && !c->head) {
-		evconn_answer(cfg->lim, st, n, &r);
-		if (buf_append(&c->out, r.text, r.len))
+		evconn_answer(cfg, st, n, x, &r);
+		err = x ? evconn_emit(c, &x->resp, &r)
+			: buf_append(&c->out, r.text, r.len);
+		if (err)
 			c->state = EVCONN_DONE;
 		reply_release(&r);
 		return;
@@ -130,14 +162,17 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n)
 		c->state = EVCONN_DONE;
 		return;
 	}
+	if (x)
+		s->http = x->resp; /* else status 0: a line (calloc) */
 	if (here) {
-		evconn_answer(cfg->lim, st, n, &s->r);
+		evconn_answer(cfg, st, n, x, &s->r);
 		s->ready = true;
 		c->held += s->r.len;
 		return;
 	}
 	s->lim = cfg->lim;
 	s->n = n;
+	s->t0 = metrics_job_begin();
 	s->job.run = evconn_slot_run;
 	c->njobs++;
 	tpool_submit(cfg->pool, &s->job);
@@ -149,7 +184,49 @@ static void evconn_line(struct evconn *c, const char *line, size_t len)
 	uint64_t n = 0;
 
 	st = proto_parse(c->cfg->lim, line, len, &n);
-	evconn_request(c, st, n);
+	evconn_request(c, st, n, NULL);
+}
+
+/*
+ * Decides the protocol once the first bytes tell it. False: wait. In read
+ * framing the first read is a request: if it has not shown a method token
+ * by its end, it is not HTTP.
+ */
+static bool evconn_sniff(struct evconn *c)
+{
+	int http;
+
+	if (!buf_used(&c->in))
+		return false;
+	http = http_sniff(buf_head(&c->in), buf_used(&c->in));
+	if (http == HTTP_SNIFF_MORE &&
+	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
+		return false;
+	c->mode = http == 1 ? EVCONN_HTTP : EVCONN_LINE;
+	return true;
+}
+
+/*
+ * Takes the next HTTP request as one slot. Returns false when its head is
+ * not complete yet. A response that closes the connection is its last:
+ * what follows is dropped, and the connection closes politely once every
+ * reply is out (FAILING).
+ */
+static bool evconn_http(struct evconn *c)
+{
+	struct http_exchange x;
+	size_t used = http_next(c->cfg->lim, buf_head(&c->in), buf_used(&c->in),
+				c->cfg->stopping, &x);
+
+	if (!used)
+		return false;
+	buf_consume(&c->in, used);
+	evconn_request(c, x.st, x.n, &x);
+	if (x.resp.close && c->state == EVCONN_OPEN) {
+		buf_consume(&c->in, buf_used(&c->in));
+		c->state = EVCONN_FAILING;
+	}
+	return true;
 }
 
 /*
@@ -171,7 +248,7 @@ static bool evconn_parse_reads(struct evconn *c)
 		len = len < lim->max_line ? len : lim->max_line;
 		n = 0;
 		st = proto_parse_read(lim, buf_head(&c->in), len, &n);
-		evconn_request(c, st, n);
+		evconn_request(c, st, n, NULL);
 		buf_consume(&c->in, len);
 	}
 	return false;
@@ -181,12 +258,10 @@ static bool evconn_parse_reads(struct evconn *c)
  * Takes every complete buffered line while the caps allow. Returns true
  * when it stopped because of a cap, with lines perhaps still buffered.
  */
-static bool evconn_parse(struct evconn *c)
+static bool evconn_parse_lines(struct evconn *c)
 {
 	ssize_t len;
 
-	if (c->cfg->lim->framing == PROTO_FRAMING_READ)
-		return evconn_parse_reads(c);
 	for (;;) {
 		if (!evconn_can_take(c))
 			return c->state == EVCONN_OPEN;
@@ -196,7 +271,7 @@ static bool evconn_parse(struct evconn *c)
 			return false;
 		if (len == PROTO_FRAME_TOO_LONG) {
 			/* Framing is lost: answer, then close politely. */
-			evconn_request(c, PROTO_LINE_TOO_LONG, 0);
+			evconn_request(c, PROTO_LINE_TOO_LONG, 0, NULL);
 			buf_consume(&c->in, buf_used(&c->in));
 			if (c->state == EVCONN_OPEN)
 				c->state = EVCONN_FAILING;
@@ -207,10 +282,41 @@ static bool evconn_parse(struct evconn *c)
 	}
 }
 
+/* HTTP: every complete request while the caps allow, as evconn_parse(). */
+static bool evconn_parse_http(struct evconn *c)
+{
+	for (;;) {
+		if (!evconn_can_take(c))
+			return c->state == EVCONN_OPEN;
+		if (!evconn_http(c))
+			return false;
+	}
+}
+
+/*
+ * Takes every complete buffered request while the caps allow, once the
+ * first bytes have told the protocol. Returns true when it stopped because
+ * of a cap, with requests perhaps still buffered.
+ */
+static bool evconn_parse(struct evconn *c)
+{
+	if (c->mode == EVCONN_SNIFF && !evconn_sniff(c))
+		return false;
+	if (c->mode == EVCONN_HTTP)
+		return evconn_parse_http(c);
+	if (c->cfg->lim->framing == PROTO_FRAMING_READ)
+		return evconn_parse_reads(c);
+	return evconn_parse_lines(c);
+}
+
 bool evconn_take(struct evconn *c)
 {
+	bool capped;
+
 	c->budget = EVCONN_INLINE_BUDGET;
-	return evconn_parse(c);
+	capped = evconn_parse(c);
+	metrics_batch_flush(&c->cfg->mb);
+	return capped;
 }
 
 /* Moves finished replies from the head of the FIFO to the output. */
@@ -220,7 +326,7 @@ static void evconn_pack(struct evconn *c)
 
 	while ((s = c->head) && s->ready &&
 	       buf_used(&c->out) < EVCONN_OUT_MAX) {
-		if (buf_append(&c->out, s->r.text, s->r.len)) {
+		if (evconn_emit(c, &s->http, &s->r)) {
 			c->state = EVCONN_DONE;
 			return;
 		}
@@ -263,6 +369,8 @@ static void evconn_advance(struct evconn *c)
 	do {
 		capped = evconn_parse(c);
 		evconn_pack(c);
+		/* Counted before the client can see a reply and scrape. */
+		metrics_batch_flush(&c->cfg->mb);
 		if (c->state == EVCONN_DONE || evconn_write(c) < 0) {
 			c->state = EVCONN_DONE;
 			return;
@@ -285,11 +393,13 @@ static void evconn_advance(struct evconn *c)
  */
 void evconn_eof(struct evconn *c)
 {
-	/* In read framing evconn_take() has answered every read by now, and
+	/* An HTTP request cut short is dropped: there is nothing to answer.
+	 * In read framing evconn_take() has answered every read by now, and
 	 * nothing is ever partial. */
-	if (buf_used(&c->in) && !c->cfg->stopping &&
+	if (buf_used(&c->in) && !c->cfg->stopping && c->mode != EVCONN_HTTP &&
 	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
 		evconn_line(c, buf_head(&c->in), buf_used(&c->in));
+	metrics_batch_flush(&c->cfg->mb);
 	buf_consume(&c->in, buf_used(&c->in));
 	if (c->state == EVCONN_OPEN)
 		c->state = EVCONN_DRAINING;
@@ -311,8 +421,10 @@ static void evconn_linger(struct evconn *c)
 
 void evconn_on_readable(struct evconn *c)
 {
-	/* In read framing the read is the request. */
-	size_t chunk = proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
+	/* In read framing the read is the request; HTTP frames itself. */
+	size_t chunk = c->mode == EVCONN_HTTP
+			   ? EVCONN_READ_CHUNK
+			   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
 	ssize_t n;
 
 	if (c->state == EVCONN_LINGER) {
@@ -350,6 +462,8 @@ struct evconn *evconn_job_done(struct tpool_job *job)
 	struct evconn *c = s->conn;
 
 	c->njobs--;
+	metrics_job_end(s->http.status ? METRICS_HTTP : METRICS_LINE,
+			metrics_result(PROTO_OK, &s->r), s->t0);
 	if (c->state == EVCONN_CLOSED) {
 		reply_release(&s->r);
 		free(s);
@@ -395,6 +509,7 @@ bool evconn_close(struct evconn *c)
 {
 	struct evconn_slot *s, *next;
 
+	metrics_conn_close();
 	close(c->fd);
 	c->fd = -1;
 	buf_free(&c->in);

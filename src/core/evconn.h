@@ -15,6 +15,12 @@
  * FIFO. When the FIFO is empty a cheap reply skips it and goes straight to
  * the output buffer: the common IO-bound case allocates nothing.
  *
+ * HTTP. A connection whose first bytes open an HTTP request (http_sniff())
+ * is HTTP/1.1 for good: each request is one slot, decided by http_next(),
+ * computed like a line (inline or in the pool), and its reply framed as a
+ * response when it leaves the FIFO. A response that closes the connection
+ * is its last: the state becomes FAILING, as after a line too long.
+ *
  * Backpressure. A connection takes new requests only while it has fewer than
  * EVCONN_SLOTS_MAX slots, fewer than cfg->jobs_max jobs in the pool, and less
  * than EVCONN_OUT_MAX reply bytes waiting (output buffer plus finished
@@ -37,6 +43,8 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "http.h"
+#include "metrics.h"
 #include "proto.h"
 #include "tpool.h"
 
@@ -75,6 +83,7 @@ struct evconn_cfg {
 	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
 	unsigned jobs_max;	/* pool jobs in flight per connection */
 	bool stopping;		/* a stop began: drop a final partial line */
+	struct metrics_batch mb; /* the loop's current batch of requests */
 };
 
 /* Fills in inline_max_n for lim's algorithm and jobs_max from workers. */
@@ -108,12 +117,22 @@ struct evconn_slot {
 	const struct proto_limits *lim; /* read by the worker */
 	uint64_t n;			/* what the worker computes */
 	bool ready;			/* r holds the reply */
+	struct http_resp http; /* how to frame r; status 0: a fib/1 line */
+	uint64_t t0;	       /* when it went to the pool (metrics) */
 	struct reply r;
+};
+
+/* What a connection speaks, decided by its first bytes (http_sniff()). */
+enum evconn_mode {
+	EVCONN_SNIFF, /* too few bytes yet to tell */
+	EVCONN_LINE,  /* fib/1 */
+	EVCONN_HTTP,  /* HTTP/1.x: each request is one slot */
 };
 
 struct evconn {
 	int fd;
 	enum evconn_state state;
+	enum evconn_mode mode;
 	struct evconn_cfg *cfg;
 	struct buf in;			 /* bytes read, not yet framed */
 	struct buf out;			 /* reply bytes not yet written */

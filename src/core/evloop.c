@@ -40,6 +40,7 @@ static void evloop_add_conn(struct evloop *l, int fd)
 	evconn_init(c, fd, &l->ecfg);
 	c->armed = EPOLLIN;
 	if (evloop_watch(l, EPOLL_CTL_ADD, fd, c->armed, c)) {
+		metrics_conn_close(); /* evconn_init() counted it */
 		server_reject_busy(fd, l->cfg);
 		free(c);
 		return;

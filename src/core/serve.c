@@ -9,8 +9,17 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "http.h"
+#include "metrics.h"
 #include "net.h"
 #include "stop.h"
+
+/* What the connection speaks: decided by its first bytes (http_sniff()). */
+enum serve_mode {
+	SERVE_SNIFF, /* too few bytes yet to tell */
+	SERVE_LINE,  /* fib/1 */
+	SERVE_HTTP,  /* HTTP/1.x */
+};
 
 /* One connection being served: who it is, how to move its bytes. */
 struct serve_conn {
@@ -18,9 +27,28 @@ struct serve_conn {
 	const struct server_cfg *cfg;
 	const struct serve_hook *hook;
 	const struct serve_io *io;
-	struct buf in;	/* bytes read, not yet framed */
-	struct buf out; /* replies not yet written */
+	enum serve_mode mode;
+	struct buf in;		 /* bytes read, not yet framed */
+	struct buf out;		 /* replies not yet written */
+	struct metrics_batch mb; /* requests answered, counted at each write */
 };
+
+/* fib(n) into r: inline, or where the hook says. */
+static inline void serve_compute(struct serve_conn *c, uint64_t n,
+				 struct reply *r)
+{
+	bool hooked = c->hook && c->hook->compute;
+	bool counted = hooked || !metrics_cheap(&c->cfg->limits, n);
+
+	if (counted)
+		metrics_compute_begin();
+	if (hooked)
+		c->hook->compute(c->hook->ctx, &c->cfg->limits, n, r);
+	else
+		proto_compute(&c->cfg->limits, n, r);
+	if (counted)
+		metrics_compute_end();
+}
 
 /*
  * Answers one request into r: parse here (a framed line, or in read framing
@@ -39,16 +67,19 @@ static void serve_one(struct serve_conn *c, const char *req, size_t len,
 		st = proto_parse(lim, req, len, &n);
 	if (st != PROTO_OK)
 		proto_error_reply(lim, st, r);
-	else if (c->hook && c->hook->compute)
-		c->hook->compute(c->hook->ctx, lim, n, r);
 	else
-		proto_compute(lim, n, r);
+		serve_compute(c, n, r);
+	metrics_batch_request(&c->mb, METRICS_LINE, metrics_result(st, r));
 }
 
 static int serve_flush(struct serve_conn *c)
 {
-	int err = c->io->write(c->io->ctx, c->fd, buf_head(&c->out),
-			       buf_used(&c->out));
+	int err;
+
+	/* Counted before the client can see a reply and scrape. */
+	metrics_batch_flush(&c->mb);
+	err = c->io->write(c->io->ctx, c->fd, buf_head(&c->out),
+			   buf_used(&c->out));
 
 	buf_consume(&c->out, buf_used(&c->out));
 	return err;
@@ -93,6 +124,8 @@ static int serve_lines(struct serve_conn *c)
 		if (len == PROTO_FRAME_TOO_LONG) {
 			proto_error_reply(&c->cfg->limits, PROTO_LINE_TOO_LONG,
 					  &r);
+			metrics_batch_request(&c->mb, METRICS_LINE,
+					      PROTO_LINE_TOO_LONG);
 			err = serve_queue(c, &r);
 			return err ? err : 1;
 		}
@@ -104,16 +137,88 @@ static int serve_lines(struct serve_conn *c)
 	}
 }
 
+/* Queues an HTTP response around body (dropped for HEAD). Releases it. */
+static int serve_queue_http(struct serve_conn *c, const struct http_resp *resp,
+			    struct reply *body)
+{
+	char head[HTTP_RESP_HEAD_MAX];
+	int status = http_status(resp, body);
+	size_t n = http_format_head(head, status, resp, body->len);
+	int err = 0;
+
+	metrics_batch_code(&c->mb, status);
+	if (buf_used(&c->out) + n > SERVE_OUT_FLUSH)
+		err = serve_flush(c);
+	if (!err)
+		err = buf_append(&c->out, head, n);
+	if (err || resp->head) {
+		reply_release(body);
+		return err;
+	}
+	return serve_queue(c, body);
+}
+
+/*
+ * Answers every complete HTTP request in the input, in order. Returns 0 to
+ * keep going, 1 when the connection must close once the output is written
+ * (the response said "Connection: close"), or -errno.
+ */
+static int serve_http(struct serve_conn *c)
+{
+	const struct proto_limits *lim = &c->cfg->limits;
+	struct http_exchange x;
+	struct reply r;
+	size_t used;
+	int err;
+
+	for (;;) {
+		used = http_next(lim, buf_head(&c->in), buf_used(&c->in),
+				 stop_requested(), &x);
+		if (!used)
+			return 0;
+		buf_consume(&c->in, used);
+		if (http_wants_compute(&x))
+			serve_compute(c, x.n, &r);
+		else
+			http_body(lim, &x, &r);
+		if (x.route == HTTP_ROUTE_FIB)
+			metrics_batch_request(&c->mb, METRICS_HTTP,
+					      metrics_result(x.st, &r));
+		err = serve_queue_http(c, &x.resp, &r);
+		if (err)
+			return err;
+		if (x.resp.close)
+			return 1;
+	}
+}
+
+/* Answers what the input holds, once its first bytes tell the protocol. */
+static int serve_input(struct serve_conn *c)
+{
+	int http;
+
+	if (c->mode == SERVE_SNIFF && buf_used(&c->in)) {
+		http = http_sniff(buf_head(&c->in), buf_used(&c->in));
+		/* In read framing the first read is a request either way. */
+		if (http == HTTP_SNIFF_MORE &&
+		    c->cfg->limits.framing == PROTO_FRAMING_LINE)
+			return 0;
+		c->mode = http == 1 ? SERVE_HTTP : SERVE_LINE;
+	}
+	return c->mode == SERVE_HTTP ? serve_http(c) : serve_lines(c);
+}
+
 /*
  * The client closed its side. A last line without '\n' is still a request
  * (printf 30 | nc), unless the read side was shut by a stop: then it may be
- * the front half of a longer line, and is dropped.
+ * the front half of a longer line, and is dropped. So is the front half of
+ * an HTTP request.
  */
 static int serve_eof(struct serve_conn *c)
 {
 	struct reply r;
 
-	if (buf_used(&c->in) && !stop_requested()) {
+	if (buf_used(&c->in) && !stop_requested() && c->mode != SERVE_HTTP) {
 		serve_one(c, buf_head(&c->in), buf_used(&c->in), &r);
 		buf_consume(&c->in, buf_used(&c->in));
 		return serve_queue(c, &r);
@@ -127,7 +232,9 @@ static int serve_eof(struct serve_conn *c)
  */
 static ssize_t serve_read(struct serve_conn *c, unsigned timeout_ms)
 {
-	size_t chunk = proto_read_max(&c->cfg->limits, SERVE_READ_CHUNK);
+	size_t chunk = c->mode == SERVE_HTTP
+			   ? SERVE_READ_CHUNK /* HTTP frames itself */
+			   : proto_read_max(&c->cfg->limits, SERVE_READ_CHUNK);
 	ssize_t n;
 	int err = buf_reserve(&c->in, chunk);
 
@@ -201,7 +308,7 @@ static int serve_loop(struct serve_conn *c)
 		n = serve_read(c, idle_ms);
 		if (n < 0)
 			return (int)n;
-		err = n == 0 ? serve_eof(c) : serve_lines(c);
+		err = n == 0 ? serve_eof(c) : serve_input(c);
 		if (err >= 0 && buf_used(&c->out)) {
 			werr = serve_flush(c);
 			err = werr ? werr : err;
@@ -224,13 +331,18 @@ int serve_conn(int fd, const struct server_cfg *cfg,
 	    .io = io,
 	    .in = BUF_INIT,
 	    .out = BUF_INIT,
+	    .mb = METRICS_BATCH_INIT,
 	};
-	int err = serve_loop(&c);
+	int err;
 
+	metrics_conn_open();
+	err = serve_loop(&c);
+	metrics_batch_flush(&c.mb);
 	if (err > 0)
 		serve_linger(&c);
 	buf_free(&c.in);
 	buf_free(&c.out);
+	metrics_conn_close();
 	return err > 0 ? 0 : err;
 }
 

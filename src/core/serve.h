@@ -9,7 +9,10 @@
  * passes SERVE_OUT_FLUSH bytes, so memory per connection stays bounded
  * whatever the client sends; a client that does not read blocks only its
  * own thread. With --framing read, each read (at most max_line bytes) is
- * one request instead of a line.
+ * one request instead of a line. A connection whose first bytes open an
+ * HTTP request is served as HTTP/1.1 by the same loop (src/core/http.h),
+ * whatever the framing: each request is decided there, computed through
+ * the same hook, and its response written in order.
  */
 #ifndef FIBD_CORE_SERVE_H
 #define FIBD_CORE_SERVE_H

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "stop.h"
 
 void server_cfg_default(struct server_cfg *cfg)
@@ -135,6 +136,7 @@ void server_reject_busy(int fd, const struct server_cfg *cfg)
 {
 	struct reply r;
 
+	metrics_conn_rejected();
 	proto_error_reply(cfg ? &cfg->limits : NULL, PROTO_BUSY, &r);
 	if (send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* The client is gone or not reading: it is closed either way.

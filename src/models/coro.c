@@ -30,6 +30,7 @@
 
 #include "../coro/coro.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/serve.h"
 #include "../core/stop.h"
 #include "model.h"
@@ -157,6 +158,7 @@ static void coro_reject(struct coro_server *srv, int fd)
 {
 	struct reply r;
 
+	metrics_conn_rejected();
 	proto_error_reply(&srv->cfg->limits, PROTO_BUSY, &r);
 	send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	reply_release(&r);

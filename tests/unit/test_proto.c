@@ -6,36 +6,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "core/proto.h"
+#include "../lib/tguard.h"
 #include "../t.h"
-
-static char *guard_base;
-static size_t page;
-
-/* Copies s[0..len) so that its last byte sits just before the guard page. */
-static const char *guarded(const char *s, size_t len)
-{
-	char *dst;
-
-	if (!guard_base) {
-		page = (size_t)sysconf(_SC_PAGESIZE);
-		guard_base = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		mprotect(guard_base + page, page, PROT_NONE);
-	}
-	dst = guard_base + page - len;
-	memcpy(dst, s, len);
-	return dst;
-}
 
 static struct proto_limits lim;
 
 static enum proto_status parse_n(const char *s, size_t len, uint64_t *n)
 {
-	return proto_parse(&lim, guarded(s, len), len, n);
+	return proto_parse(&lim, t_guarded(s, len), len, n);
 }
 
 #define PARSE(str, want_st, want_n)                                            \
@@ -108,7 +88,7 @@ static void test_parse_large_limit(void)
 	do {                                                                   \
 		uint64_t n_ = 12345;                                           \
 		enum proto_status st_ =                                        \
-		    proto_parse_read(&lim, guarded(str, sizeof(str) - 1),      \
+		    proto_parse_read(&lim, t_guarded(str, sizeof(str) - 1),    \
 				     sizeof(str) - 1, &n_);                    \
 		T_CHECK(st_ == (want_st), "read \"%s\": status %d", #str,      \
 			st_);                                                  \
@@ -153,7 +133,7 @@ static void test_parse_read(void)
 }
 
 #define FRAME(str, max, want)                                                  \
-	T_CHECK(proto_frame(guarded(str, sizeof(str) - 1), sizeof(str) - 1,    \
+	T_CHECK(proto_frame(t_guarded(str, sizeof(str) - 1), sizeof(str) - 1,  \
 			    max) == (want),                                    \
 		"frame %s max %d", #str, max)
 
@@ -195,7 +175,8 @@ static void check_reply(const char *line, const char *want)
 {
 	struct reply r;
 
-	proto_handle_line(&lim, guarded(line, strlen(line)), strlen(line), &r);
+	proto_handle_line(&lim, t_guarded(line, strlen(line)), strlen(line),
+			  &r);
 	T_CHECK(r.len == strlen(want) && memcmp(r.text, want, r.len) == 0,
 		"reply to %s", line);
 	reply_release(&r);

@@ -1,0 +1,378 @@
+/*
+ * The HTTP case set, in the behaviour suite's style: one set of cases run
+ * against every model that `fibd --list-models` reports (or those in
+ * $FIBD_MODELS). Each case starts its own server and runs in a child with a
+ * timeout. The server is spoken to over raw sockets, with curl, and with
+ * prometheus_client's parser (tests/http/check_metrics.py).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/tsrv.h"
+#include "../t.h"
+
+#define MAX_MODELS 32
+#define HOST_HDR   "Host: t\r\n"
+
+static struct tsrv_model models[MAX_MODELS];
+static const struct tsrv_model *cur; /* the model under test */
+
+/* A client connection's unread input: responses may arrive together. */
+struct client {
+	int fd;
+	size_t len;
+	char buf[1 << 16];
+};
+
+/* One response as read back. */
+struct resp {
+	int status;
+	char head[2048]; /* NUL-terminated */
+	char body[1024]; /* NUL-terminated */
+	size_t content_length;
+};
+
+static struct client cl;
+
+static int start_args(struct tsrv *s, const char *const *args)
+{
+	int err = tsrv_start(s, cur->name, args, 1);
+
+	T_CHECK(err == 0, "%s did not start", cur->name);
+	if (!err)
+		cl = (struct client){.fd = tsrv_connect(s, 0)};
+	return err;
+}
+
+static int start(struct tsrv *s)
+{
+	return start_args(s, NULL);
+}
+
+static void stop_ok(struct tsrv *s)
+{
+	int st;
+
+	close(cl.fd);
+	st = tsrv_stop(s, 30);
+	T_CHECK(st == 0, "%s: exit status %d after SIGTERM", cur->name, st);
+}
+
+/* Reads until cl holds at least want bytes. Returns 0, or -1 at EOF. */
+static int fill(size_t want)
+{
+	ssize_t n;
+
+	while (cl.len < want) {
+		n = read(cl.fd, cl.buf + cl.len, sizeof(cl.buf) - cl.len);
+		if (n <= 0)
+			return -1;
+		cl.len += (size_t)n;
+	}
+	return 0;
+}
+
+static const char *head_end(void)
+{
+	return memmem(cl.buf, cl.len, "\r\n\r\n", 4);
+}
+
+/* Reads one response (without a body after HEAD). Returns 0 or -1. */
+static int read_resp(struct resp *r, int head_only)
+{
+	const char *end, *cl_hdr;
+	size_t hl, bl;
+
+	while (!(end = head_end()))
+		if (fill(cl.len + 1))
+			return -1;
+	hl = (size_t)(end - cl.buf) + 4;
+	if (hl >= sizeof(r->head))
+		return -1;
+	memcpy(r->head, cl.buf, hl);
+	r->head[hl] = '\0';
+	if (sscanf(r->head, "HTTP/1.1 %d ", &r->status) != 1)
+		return -1;
+	cl_hdr = strstr(r->head, "Content-Length: ");
+	r->content_length = cl_hdr ? strtoul(cl_hdr + 16, NULL, 10) : 0;
+	bl = head_only ? 0 : r->content_length;
+	if (bl >= sizeof(r->body) || fill(hl + bl))
+		return -1;
+	memcpy(r->body, cl.buf + hl, bl);
+	r->body[bl] = '\0';
+	memmove(cl.buf, cl.buf + hl + bl, cl.len - hl - bl);
+	cl.len -= hl + bl;
+	return 0;
+}
+
+/* Sends req and checks the response's status and body. */
+static void expect(const char *req, int status, const char *body)
+{
+	struct resp r;
+
+	T_CHECK(t_send(cl.fd, req) == 0);
+	if (read_resp(&r, strncmp(req, "HEAD", 4) == 0)) {
+		T_CHECK(0, "%s: no response to %.40s", cur->name, req);
+		return;
+	}
+	T_CHECK(r.status == status, "%s: %.40s: status %d want %d", cur->name,
+		req, r.status, status);
+	T_CHECK(strcmp(r.body, body) == 0, "%s: %.40s: body '%s' want '%s'",
+		cur->name, req, r.body, body);
+}
+
+static void case_get(void)
+{
+	struct tsrv s;
+
+	if (start(&s))
+		return;
+	expect("GET /fib/30 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "832040\n");
+	expect("GET /fib/x HTTP/1.1\r\n" HOST_HDR "\r\n", 400,
+	       "ERR not a number\n");
+	expect("GET /fib/1000 HTTP/1.1\r\n" HOST_HDR "\r\n", 400,
+	       "ERR n too large (max 45)\n");
+	expect("GET /fib/-2 HTTP/1.1\r\n" HOST_HDR "\r\n", 400,
+	       "ERR negative n\n");
+	/* The same connection still serves: keep-alive after errors. */
+	expect("GET /fib/12 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "144\n");
+	expect("GET /nope HTTP/1.1\r\n" HOST_HDR "\r\n", 404, "not found\n");
+	expect("DELETE /fib/1 HTTP/1.1\r\n" HOST_HDR "\r\n", 405,
+	       "method not allowed\n");
+	expect("GET /healthz HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "ok\n");
+	stop_ok(&s);
+}
+
+static void case_line_unaffected(void)
+{
+	char buf[256];
+	struct tsrv s;
+
+	if (start(&s))
+		return;
+	/* Upper-case letters, but no method token: still the line protocol. */
+	T_CHECK(t_send(cl.fd, "ABC\n30\n") == 0);
+	T_CHECK(t_read_lines(cl.fd, buf, sizeof(buf), 2) == 2);
+	T_CHECK(strcmp(buf, "ERR not a number\n832040\n") == 0, "%s: '%s'",
+		cur->name, buf);
+	stop_ok(&s);
+}
+
+static void case_pipelined(void)
+{
+	char req[4096], want[32];
+	struct resp r;
+	struct tsrv s;
+	size_t len = 0;
+	int ok = 1;
+
+	if (start(&s))
+		return;
+	for (int i = 0; i < 10; i++)
+		len += (size_t)snprintf(
+		    req + len, sizeof(req) - len,
+		    "GET /fib/%d HTTP/1.1\r\n" HOST_HDR "\r\n", i + 20);
+	T_CHECK(t_send(cl.fd, req) == 0);
+	for (int i = 0; i < 10 && ok; i++) {
+		t_expect((uint64_t)i + 20, want, sizeof(want));
+		ok = read_resp(&r, 0) == 0 && r.status == 200 &&
+		     strcmp(r.body, want) == 0;
+		T_CHECK(ok, "%s: response %d: %d '%s'", cur->name, i, r.status,
+			r.body);
+	}
+	/* And the connection goes on. */
+	expect("GET /fib/3 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "2\n");
+	stop_ok(&s);
+}
+
+static void case_close(void)
+{
+	struct resp r;
+	struct tsrv s;
+
+	if (start(&s))
+		return;
+	T_CHECK(t_send(cl.fd, "GET /fib/7 HTTP/1.1\r\n" HOST_HDR
+			      "Connection: close\r\n\r\n"
+			      "GET /fib/8 HTTP/1.1\r\n" HOST_HDR "\r\n") == 0);
+	T_CHECK(read_resp(&r, 0) == 0 && r.status == 200 &&
+		strcmp(r.body, "13\n") == 0);
+	T_CHECK(strstr(r.head, "\r\nConnection: close\r\n") != NULL);
+	T_CHECK(cl.len == 0 && t_wait_eof(cl.fd),
+		"%s: the request after close is not answered", cur->name);
+	close(cl.fd);
+	/* HTTP/1.0 closes by default. */
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	T_CHECK(t_send(cl.fd, "GET /fib/9 HTTP/1.0\r\n\r\n") == 0);
+	T_CHECK(read_resp(&r, 0) == 0 && strcmp(r.body, "34\n") == 0);
+	T_CHECK(t_wait_eof(cl.fd), "%s: 1.0 closes", cur->name);
+	stop_ok(&s);
+}
+
+static void case_head(void)
+{
+	struct resp r;
+	struct tsrv s;
+
+	if (start(&s))
+		return;
+	T_CHECK(t_send(cl.fd, "HEAD /fib/20 HTTP/1.1\r\n" HOST_HDR "\r\n") ==
+		0);
+	T_CHECK(read_resp(&r, 1) == 0 && r.status == 200);
+	T_CHECK(r.content_length == 5, "%s: Content-Length %zu", cur->name,
+		r.content_length);
+	/* No body came: the next response starts right after the head. */
+	expect("GET /fib/20 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "6765\n");
+	stop_ok(&s);
+}
+
+static void case_huge_header(void)
+{
+	static char req[12000];
+	struct resp r;
+	struct tsrv s;
+	size_t n;
+
+	if (start(&s))
+		return;
+	n = (size_t)snprintf(req, sizeof(req),
+			     "GET /fib/1 HTTP/1.1\r\n" HOST_HDR "X-Big: ");
+	memset(req + n, 'a', sizeof(req) - n - 5);
+	memcpy(req + sizeof(req) - 5, "\r\n\r\n", 5);
+	T_CHECK(t_send(cl.fd, req) == 0);
+	T_CHECK(read_resp(&r, 0) == 0 && r.status == 431, "%s: status %d",
+		cur->name, r.status);
+	T_CHECK(strstr(r.head, "Connection: close") != NULL);
+	T_CHECK(t_wait_eof(cl.fd), "%s: closes after 431", cur->name);
+	stop_ok(&s);
+}
+
+static void case_body_rejected(void)
+{
+	struct resp r;
+	struct tsrv s;
+
+	if (start(&s))
+		return;
+	/* The body would look like a request: it must never be served. */
+	T_CHECK(t_send(cl.fd, "GET /fib/1 HTTP/1.1\r\n" HOST_HDR
+			      "Content-Length: 33\r\n\r\n"
+			      "GET /fib/2 HTTP/1.1\r\n" HOST_HDR "\r\n") == 0);
+	T_CHECK(read_resp(&r, 0) == 0 && r.status == 413, "%s: status %d",
+		cur->name, r.status);
+	T_CHECK(cl.len == 0 && t_wait_eof(cl.fd), "%s: closes after 413",
+		cur->name);
+	stop_ok(&s);
+}
+
+/* HTTP frames itself: --framing read changes only the line protocol. */
+static void case_read_framing(void)
+{
+	static const char *const args[] = {"--framing", "read", NULL};
+	char buf[64];
+	struct tsrv s;
+
+	if (start_args(&s, args))
+		return;
+	expect("GET /fib/30 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "832040\n");
+	expect("GET /fib/x HTTP/1.1\r\n" HOST_HDR "\r\n", 400,
+	       "ERR not a number\n");
+	close(cl.fd);
+	/* A read that is all capitals, with no method token: one request. */
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	T_CHECK(t_ask(cl.fd, "GET", buf, sizeof(buf)) &&
+		    strcmp(buf, "ERR not a number\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	T_CHECK(t_ask(cl.fd, "12", buf, sizeof(buf)) &&
+		    strcmp(buf, "144\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	stop_ok(&s);
+}
+
+/* Runs cmd; its whole output must be want. */
+static void expect_output(const char *cmd, const char *want)
+{
+	char out[256] = "";
+	size_t n = 0;
+	FILE *p = popen(cmd, "r");
+	int st;
+
+	T_CHECK(p != NULL, "popen %s", cmd);
+	if (!p)
+		return;
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	T_CHECK(st == 0 && strcmp(out, want) == 0,
+		"%s: %s: status %d, output '%s' want '%s'", cur->name, cmd, st,
+		out, want);
+}
+
+static void case_curl(void)
+{
+	char cmd[512];
+	struct tsrv s;
+	unsigned p;
+
+	if (start(&s))
+		return;
+	close(cl.fd); /* single serves one client at a time */
+	p = s.ports[0];
+	snprintf(cmd, sizeof(cmd), "curl -sf http://127.0.0.1:%u/fib/30", p);
+	expect_output(cmd, "832040\n");
+	/* Two URLs, one connection: the second transfer connects 0 times. */
+	snprintf(cmd, sizeof(cmd),
+		 "curl --http1.1 -s -w '%%{num_connects}\\n' "
+		 "http://127.0.0.1:%u/fib/10 http://127.0.0.1:%u/healthz",
+		 p, p);
+	expect_output(cmd, "55\n1\nok\n0\n");
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o /dev/null -w '%%{http_code}' "
+		 "http://127.0.0.1:%u/fib/abc",
+		 p);
+	expect_output(cmd, "400");
+	cl.fd = -1;
+	stop_ok(&s);
+}
+
+static void case_metrics(void)
+{
+	char cmd[256];
+	struct tsrv s;
+
+	if (start(&s))
+		return;
+	close(cl.fd);
+	cl.fd = -1;
+	snprintf(cmd, sizeof(cmd), "tests/http/check_metrics.py %u",
+		 (unsigned)s.ports[0]);
+	T_CHECK(system(cmd) == 0, "%s: %s failed", cur->name, cmd);
+	stop_ok(&s);
+}
+
+#define CASE(fn, secs) TSRV_CASE(cur, fn, secs)
+
+int main(void)
+{
+	int n = tsrv_list_models(models, MAX_MODELS);
+
+	T_CHECK(n > 0, "no models listed");
+	for (int i = 0; i < n; i++) {
+		cur = &models[i];
+		fprintf(stderr, "model %s (%s)\n", cur->name, cur->concurrency);
+		CASE(case_get, 60);
+		CASE(case_line_unaffected, 60);
+		CASE(case_pipelined, 60);
+		CASE(case_close, 60);
+		CASE(case_head, 60);
+		CASE(case_huge_header, 60);
+		CASE(case_body_rejected, 60);
+		CASE(case_read_framing, 60);
+		CASE(case_curl, 60);
+		CASE(case_metrics, 60);
+	}
+	return t_done("test_http_models");
+}
