@@ -1,8 +1,11 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -265,18 +268,155 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
 	return serve_conn(fd, cfg, hook, &serve_io_blocking);
 }
 
-int serve_serial(int lfd, const struct server_cfg *cfg)
+/*
+ * The serial loop's I/O. A single-threaded server holds one client while
+ * the next ones wait in its listen backlog, so it polls the listener while
+ * it waits on its client: once others wait, a client that stalls is shed
+ * (see serve_serial() in serve.h).
+ */
+struct serve_serial_io {
+	int lfd;	       /* readable when clients wait in the backlog */
+	unsigned idle_ms;      /* --idle-timeout; 0 = never */
+	unsigned idle_shed_ms; /* shed an idle client; 0 = never */
+	uint64_t line_since;   /* when the unfinished line began; 0 = none */
+	bool stalled_write;    /* shed because it did not read its replies */
+};
+
+/*
+ * Waits until fd has events. Returns 0 when it has, -EAGAIN once timeout_at
+ * passed (a now_ms() time; 0 = never), or -EBUSY once shed_at passed (0 =
+ * never) with others waiting in the backlog. No shedding during a stop:
+ * the client's requests are answered first.
+ */
+static int serial_wait(struct serve_serial_io *s, int fd, short events,
+		       uint64_t timeout_at, uint64_t shed_at)
 {
-	int fd, slot;
+	struct pollfd p[2] = {{.fd = fd, .events = events},
+			      {.fd = s->lfd, .events = POLLIN}};
+	bool others = false;
+	uint64_t now, until;
+	int nfds;
+
+	for (;;) {
+		now = now_ms();
+		if (stop_requested())
+			shed_at = 0;
+		if (others && shed_at && now >= shed_at)
+			return -EBUSY;
+		if (timeout_at && now >= timeout_at)
+			return -EAGAIN;
+		/* Once others wait, the listener stays readable: stop polling
+		 * it and sleep until the shed time instead. */
+		nfds = shed_at && !others ? 2 : 1;
+		until = others && shed_at ? shed_at : 0;
+		if (timeout_at && (!until || timeout_at < until))
+			until = timeout_at;
+		if (poll(p, (nfds_t)nfds, until ? (int)(until - now) : -1) <
+		    0) {
+			if (errno != EINTR)
+				return -errno;
+			continue;
+		}
+		if (p[0].revents)
+			return 0;
+		others |= nfds == 2 && p[1].revents;
+	}
+}
+
+/*
+ * serve_loop() frames every complete line before it reads again, so the
+ * input holds an unfinished line exactly when the last byte read was not
+ * '\n'; the line began at the last read that had a '\n' in it.
+ */
+static void serial_track_line(struct serve_serial_io *s, const char *p,
+			      size_t n)
+{
+	if (n && p[n - 1] == '\n')
+		s->line_since = 0;
+	else if (n && (!s->line_since || memchr(p, '\n', n)))
+		s->line_since = now_ms();
+}
+
+/* An unfinished line may stall SERVE_STALL_MS, an idle client idle_shed_ms. */
+static ssize_t serial_read(void *ctx, int fd, void *buf, size_t len,
+			   unsigned timeout_ms)
+{
+	struct serve_serial_io *s = ctx;
+	uint64_t now = now_ms(), shed_at = 0;
+	ssize_t n;
+	int err;
+
+	if (s->line_since)
+		shed_at = s->line_since + SERVE_STALL_MS;
+	else if (s->idle_shed_ms)
+		shed_at = now + s->idle_shed_ms;
+	do {
+		err = serial_wait(s, fd, POLLIN,
+				  timeout_ms ? now + timeout_ms : 0, shed_at);
+		if (err)
+			return err;
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+	} while (n < 0 && (errno == EAGAIN || errno == EINTR));
+	if (n < 0)
+		return -errno;
+	serial_track_line(s, buf, (size_t)n);
+	return n;
+}
+
+/* A write may make no progress for SERVE_STALL_MS while others wait. */
+static int serial_write(void *ctx, int fd, const void *buf, size_t len)
+{
+	struct serve_serial_io *s = ctx;
+	const char *p = buf;
+	uint64_t now;
+	ssize_t n;
+	int err;
+
+	while (len) {
+		n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		now = now_ms();
+		err = serial_wait(s, fd, POLLOUT,
+				  s->idle_ms ? now + s->idle_ms : 0,
+				  now + SERVE_STALL_MS);
+		s->stalled_write = err == -EBUSY;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms)
+{
+	struct serve_serial_io s = {
+	    .lfd = lfd,
+	    .idle_ms = cfg->idle_timeout_ms,
+	    .idle_shed_ms = idle_shed_ms,
+	};
+	struct serve_io io = {
+	    .read = serial_read, .write = serial_write, .ctx = &s};
+	int fd, slot, err;
 
 	while (!stop_requested()) {
 		fd = server_accept(lfd, 0);
 		if (fd < 0)
 			break;
 		slot = stop_watch(fd);
-		serve_blocking(fd, cfg, NULL);
+		s.line_since = 0;
+		s.stalled_write = false;
+		err = serve_conn(fd, cfg, NULL, &io);
 		stop_unwatch(slot);
-		close(fd);
+		/* Shed: tell it why, unless it is the one not reading. */
+		if (err == -EBUSY && !s.stalled_write)
+			server_reject_busy(fd, cfg);
+		else
+			close(fd);
 	}
 	return 0;
 }
