@@ -270,10 +270,14 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
 
 /*
  * The serial loop's I/O. A single-threaded server holds one client while
- * the next ones wait in its listen backlog, so it polls the listener while
- * it waits on its client: once others wait, a client that stalls is shed
- * (see serve_serial() in serve.h).
+ * the next ones wait in its listen backlog, so while it waits on its client
+ * it also looks at the listener: once others wait there, a client that
+ * stalls is shed (see serve_serial() in serve.h). Reads and writes stay
+ * plain blocking calls, one system call each; SO_RCVTIMEO and SO_SNDTIMEO
+ * of SERVE_TICK_MS wake them to look at the clock and the listener.
  */
+#define SERVE_TICK_MS (SERVE_STALL_MS / 2)
+
 struct serve_serial_io {
 	int lfd;	       /* readable when clients wait in the backlog */
 	unsigned idle_ms;      /* --idle-timeout; 0 = never */
@@ -283,44 +287,19 @@ struct serve_serial_io {
 };
 
 /*
- * Waits until fd has events. Returns 0 when it has, -EAGAIN once timeout_at
- * passed (a now_ms() time; 0 = never), or -EBUSY once shed_at passed (0 =
- * never) with others waiting in the backlog. No shedding during a stop:
- * the client's requests are answered first.
+ * True when a client stalled since since (a now_ms() time) for limit_ms
+ * while others wait in the backlog. Never during a stop: the client's
+ * requests are answered first.
  */
-static int serial_wait(struct serve_serial_io *s, int fd, short events,
-		       uint64_t timeout_at, uint64_t shed_at)
+static bool serial_shed(const struct serve_serial_io *s, uint64_t since,
+			unsigned limit_ms)
 {
-	struct pollfd p[2] = {{.fd = fd, .events = events},
-			      {.fd = s->lfd, .events = POLLIN}};
-	bool others = false;
-	uint64_t now, until;
-	int nfds;
+	struct pollfd p = {.fd = s->lfd, .events = POLLIN};
 
-	for (;;) {
-		now = now_ms();
-		if (stop_requested())
-			shed_at = 0;
-		if (others && shed_at && now >= shed_at)
-			return -EBUSY;
-		if (timeout_at && now >= timeout_at)
-			return -EAGAIN;
-		/* Once others wait, the listener stays readable: stop polling
-		 * it and sleep until the shed time instead. */
-		nfds = shed_at && !others ? 2 : 1;
-		until = others && shed_at ? shed_at : 0;
-		if (timeout_at && (!until || timeout_at < until))
-			until = timeout_at;
-		if (poll(p, (nfds_t)nfds, until ? (int)(until - now) : -1) <
-		    0) {
-			if (errno != EINTR)
-				return -errno;
-			continue;
-		}
-		if (p[0].revents)
-			return 0;
-		others |= nfds == 2 && p[1].revents;
-	}
+	if (!since || !limit_ms || now_ms() - since < limit_ms ||
+	    stop_requested())
+		return false;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 /*
@@ -342,52 +321,48 @@ static ssize_t serial_read(void *ctx, int fd, void *buf, size_t len,
 			   unsigned timeout_ms)
 {
 	struct serve_serial_io *s = ctx;
-	uint64_t now = now_ms(), shed_at = 0;
+	uint64_t start = now_ms();
 	ssize_t n;
-	int err;
 
-	if (s->line_since)
-		shed_at = s->line_since + SERVE_STALL_MS;
-	else if (s->idle_shed_ms)
-		shed_at = now + s->idle_shed_ms;
-	do {
-		err = serial_wait(s, fd, POLLIN,
-				  timeout_ms ? now + timeout_ms : 0, shed_at);
-		if (err)
-			return err;
-		n = recv(fd, buf, len, MSG_DONTWAIT);
-	} while (n < 0 && (errno == EAGAIN || errno == EINTR));
-	if (n < 0)
-		return -errno;
-	serial_track_line(s, buf, (size_t)n);
-	return n;
+	for (;;) {
+		if (serial_shed(s, s->line_since, SERVE_STALL_MS) ||
+		    (!s->line_since && serial_shed(s, start, s->idle_shed_ms)))
+			return -EBUSY;
+		n = read(fd, buf, len);
+		if (n >= 0) {
+			serial_track_line(s, buf, (size_t)n);
+			return n;
+		}
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (timeout_ms && now_ms() - start >= timeout_ms)
+			return -EAGAIN;
+	}
 }
 
 /* A write may make no progress for SERVE_STALL_MS while others wait. */
 static int serial_write(void *ctx, int fd, const void *buf, size_t len)
 {
 	struct serve_serial_io *s = ctx;
+	uint64_t last = now_ms();
 	const char *p = buf;
-	uint64_t now;
 	ssize_t n;
-	int err;
 
 	while (len) {
-		n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(fd, p, len, MSG_NOSIGNAL);
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
+			last = now_ms();
 			continue;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		now = now_ms();
-		err = serial_wait(s, fd, POLLOUT,
-				  s->idle_ms ? now + s->idle_ms : 0,
-				  now + SERVE_STALL_MS);
-		s->stalled_write = err == -EBUSY;
-		if (err)
-			return err;
+		if (s->idle_ms && now_ms() - last >= s->idle_ms)
+			return -EAGAIN;
+		s->stalled_write = serial_shed(s, last, SERVE_STALL_MS);
+		if (s->stalled_write)
+			return -EBUSY;
 	}
 	return 0;
 }
@@ -408,12 +383,17 @@ int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms)
 		if (fd < 0)
 			break;
 		slot = stop_watch(fd);
+		serve_set_timeouts(fd, SERVE_TICK_MS);
 		s.line_since = 0;
 		s.stalled_write = false;
 		err = serve_conn(fd, cfg, NULL, &io);
 		stop_unwatch(slot);
-		/* Shed: tell it why, unless it is the one not reading. */
-		if (err == -EBUSY && !s.stalled_write)
+		/*
+		 * Shed mid-line: its request gets "ERR server busy". An idle
+		 * one has all its replies and one that does not read would not
+		 * see it: they get FIN alone, as at the idle timeout.
+		 */
+		if (err == -EBUSY && s.line_since && !s.stalled_write)
 			server_reject_busy(fd, cfg);
 		else
 			close(fd);

@@ -81,9 +81,9 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
  * wait. But while it serves, the loop also watches the listener, and once
  * someone waits there it sheds the client being served if that client
  * stalls for SERVE_STALL_MS (see above), or, when idle_shed_ms is not 0,
- * sits idle between requests for idle_shed_ms. A shed client gets
- * "ERR server busy" (unless it is the one not reading) and is closed; the
- * next one is accepted. Without anyone waiting only --idle-timeout applies.
+ * sits idle between requests for idle_shed_ms. A shed client is closed
+ * (one shed mid-line gets "ERR server busy" first) and the next one is
+ * accepted. Without anyone waiting only --idle-timeout applies.
  * Returns 0.
  */
 int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms);
