@@ -199,6 +199,11 @@ static int serve_loop(struct serve_conn *c)
 						  &partial_since);
 		if (err || n == 0)
 			return err;
+		/* Waiting, hold no buffer: 10 000 coroutines would pin 80 MB.
+		 */
+		if (!buf_used(&c->in))
+			buf_free(&c->in);
+		buf_free(&c->out); /* flushed above */
 	}
 }
 
