@@ -160,6 +160,9 @@ static bool evconn_parse(struct evconn *c)
 	for (;;) {
 		if (!evconn_can_take(c))
 			return c->state == EVCONN_OPEN;
+		if (!buf_used(&c->in))
+			return false; /* and maybe no storage: idle, it was
+					 freed */
 		len = proto_frame(buf_head(&c->in), buf_used(&c->in),
 				  c->cfg->lim->max_line);
 		if (len == 0)
