@@ -199,8 +199,7 @@ static int serve_loop(struct serve_conn *c)
 						  &partial_since);
 		if (err || n == 0)
 			return err;
-		/* Waiting, hold no buffer: 10 000 coroutines would pin 80 MB.
-		 */
+		/* Idle between requests, hold no buffers (coro has 10 000). */
 		if (!buf_used(&c->in))
 			buf_free(&c->in);
 		buf_free(&c->out); /* flushed above */
@@ -292,19 +291,21 @@ struct serve_serial_io {
 };
 
 /*
- * True when a client stalled since since (a now_ms() time) for limit_ms
- * while others wait in the backlog. Never during a stop: the client's
- * requests are answered first.
+ * True when the client on fd stalled since since (a now_ms() time) for
+ * limit_ms, is still not ready for events (time spent computing does not
+ * count against it), and others wait in the backlog. Never during a stop:
+ * the client's requests are answered first.
  */
-static bool serial_shed(const struct serve_serial_io *s, uint64_t since,
-			unsigned limit_ms)
+static bool serial_shed(const struct serve_serial_io *s, int fd, short events,
+			uint64_t since, unsigned limit_ms)
 {
-	struct pollfd p = {.fd = s->lfd, .events = POLLIN};
+	struct pollfd p[2] = {{.fd = fd, .events = events},
+			      {.fd = s->lfd, .events = POLLIN}};
 
 	if (!since || !limit_ms || now_ms() - since < limit_ms ||
-	    stop_requested())
+	    stop_requested() || poll(p, 2, 0) < 0)
 		return false;
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+	return !p[0].revents && (p[1].revents & POLLIN);
 }
 
 /*
@@ -330,8 +331,9 @@ static ssize_t serial_read(void *ctx, int fd, void *buf, size_t len,
 	ssize_t n;
 
 	for (;;) {
-		if (serial_shed(s, s->line_since, SERVE_STALL_MS) ||
-		    (!s->line_since && serial_shed(s, start, s->idle_shed_ms)))
+		if (serial_shed(s, fd, POLLIN, s->line_since, SERVE_STALL_MS) ||
+		    (!s->line_since &&
+		     serial_shed(s, fd, POLLIN, start, s->idle_shed_ms)))
 			return -EBUSY;
 		n = read(fd, buf, len);
 		if (n >= 0) {
@@ -365,7 +367,8 @@ static int serial_write(void *ctx, int fd, const void *buf, size_t len)
 			return -errno;
 		if (s->idle_ms && now_ms() - last >= s->idle_ms)
 			return -EAGAIN;
-		s->stalled_write = serial_shed(s, last, SERVE_STALL_MS);
+		s->stalled_write =
+		    serial_shed(s, fd, POLLOUT, last, SERVE_STALL_MS);
 		if (s->stalled_write)
 			return -EBUSY;
 	}

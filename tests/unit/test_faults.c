@@ -463,6 +463,45 @@ static void case_gauntlet(void)
 	still_serves_then_stops(&s);
 }
 
+/*
+ * While b waits behind a serial server, a client a that idles between
+ * requests for longer than the stall bound (SERVE_STALL_MS, 1 s) keeps
+ * single: its defining behaviour. A child of many closes it after
+ * MANY_IDLE_SHED_MS (2 s), without a reply, and serves b.
+ */
+static void case_serial_idle_client(void)
+{
+	static const char *const args[] = {"--workers", "1", NULL};
+	int is_many = strcmp(cur->name, "many") == 0, a, b;
+	struct tsrv s;
+
+	if (strcmp(cur->concurrency, "serial") != 0 && !is_many)
+		return;
+	if (tsrv_start(&s, cur->name, args, 1))
+		return;
+	a = tsrv_connect(&s, 0);
+	T_CHECK(t_ask(a, "5\n", buf, sizeof(buf)) && strcmp(buf, "5\n") == 0);
+	b = tsrv_connect(&s, 0);
+	T_CHECK(t_send(b, "6\n") == 0);
+	poll(NULL, 0, 3000);
+	if (is_many) {
+		T_CHECK(t_wait_eof(a), "%s: an idle client was not shed",
+			cur->name);
+	} else {
+		T_CHECK(t_nothing_pending(b), "%s: served a second client",
+			cur->name);
+		T_CHECK(t_ask(a, "7\n", buf, sizeof(buf)) &&
+			    strcmp(buf, "13\n") == 0,
+			"%s: an idle first client lost the server", cur->name);
+	}
+	close(a);
+	T_CHECK(t_read_lines(b, buf, sizeof(buf), 1) == 1 &&
+		    strcmp(buf, "8\n") == 0,
+		"%s: the waiting client got '%s'", cur->name, buf);
+	close(b);
+	still_serves_then_stops(&s);
+}
+
 /* Requests fully sent before SIGTERM are all answered; exit 0. */
 static void case_stop_under_load(void)
 {
@@ -577,6 +616,7 @@ int main(void)
 		FAULT_CASE(case_never_reads, 60);
 		FAULT_CASE(case_garbage, 60);
 		FAULT_CASE(case_gauntlet, 100);
+		FAULT_CASE(case_serial_idle_client, 60);
 		FAULT_CASE(case_stop_under_load, 90);
 		FAULT_CASE(case_child_killed, 60);
 	}
