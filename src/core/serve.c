@@ -1,8 +1,11 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -318,6 +321,10 @@ static int serve_loop(struct serve_conn *c)
 						  &partial_since);
 		if (err || n == 0)
 			return err;
+		/* Idle between requests, hold no buffers (coro has 10 000). */
+		if (!buf_used(&c->in))
+			buf_free(&c->in);
+		buf_free(&c->out); /* flushed above */
 	}
 }
 
@@ -392,18 +399,139 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
 	return serve_conn(fd, cfg, hook, &serve_io_blocking);
 }
 
-int serve_serial(int lfd, const struct server_cfg *cfg)
+/*
+ * The serial loop's I/O. A single-threaded server holds one client while
+ * the next ones wait in its listen backlog, so while it waits on its client
+ * it also looks at the listener: once others wait there, a client that
+ * stalls is shed (see serve_serial() in serve.h). Reads and writes stay
+ * plain blocking calls, one system call each; SO_RCVTIMEO and SO_SNDTIMEO
+ * of SERVE_TICK_MS wake them to look at the clock and the listener.
+ */
+#define SERVE_TICK_MS (SERVE_STALL_MS / 2)
+
+struct serve_serial_io {
+	int lfd;	       /* readable when clients wait in the backlog */
+	unsigned idle_ms;      /* --idle-timeout; 0 = never */
+	unsigned idle_shed_ms; /* shed an idle client; 0 = never */
+	uint64_t line_since;   /* when the unfinished line began; 0 = none */
+	bool stalled_write;    /* shed because it did not read its replies */
+};
+
+/*
+ * True when the client on fd stalled since since (a now_ms() time) for
+ * limit_ms, is still not ready for events (time spent computing does not
+ * count against it), and others wait in the backlog. Never during a stop:
+ * the client's requests are answered first.
+ */
+static bool serial_shed(const struct serve_serial_io *s, int fd, short events,
+			uint64_t since, unsigned limit_ms)
 {
-	int fd, slot;
+	struct pollfd p[2] = {{.fd = fd, .events = events},
+			      {.fd = s->lfd, .events = POLLIN}};
+
+	if (!since || !limit_ms || now_ms() - since < limit_ms ||
+	    stop_requested() || poll(p, 2, 0) < 0)
+		return false;
+	return !p[0].revents && (p[1].revents & POLLIN);
+}
+
+/*
+ * serve_loop() frames every complete line before it reads again, so the
+ * input holds an unfinished line exactly when the last byte read was not
+ * '\n'; the line began at the last read that had a '\n' in it.
+ */
+static void serial_track_line(struct serve_serial_io *s, const char *p,
+			      size_t n)
+{
+	if (n && p[n - 1] == '\n')
+		s->line_since = 0;
+	else if (n && (!s->line_since || memchr(p, '\n', n)))
+		s->line_since = now_ms();
+}
+
+/* An unfinished line may stall SERVE_STALL_MS, an idle client idle_shed_ms. */
+static ssize_t serial_read(void *ctx, int fd, void *buf, size_t len,
+			   unsigned timeout_ms)
+{
+	struct serve_serial_io *s = ctx;
+	uint64_t start = now_ms();
+	ssize_t n;
+
+	for (;;) {
+		if (serial_shed(s, fd, POLLIN, s->line_since, SERVE_STALL_MS) ||
+		    (!s->line_since &&
+		     serial_shed(s, fd, POLLIN, start, s->idle_shed_ms)))
+			return -EBUSY;
+		n = read(fd, buf, len);
+		if (n >= 0) {
+			serial_track_line(s, buf, (size_t)n);
+			return n;
+		}
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (timeout_ms && now_ms() - start >= timeout_ms)
+			return -EAGAIN;
+	}
+}
+
+/* A write may make no progress for SERVE_STALL_MS while others wait. */
+static int serial_write(void *ctx, int fd, const void *buf, size_t len)
+{
+	struct serve_serial_io *s = ctx;
+	uint64_t last = now_ms();
+	const char *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			last = now_ms();
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (s->idle_ms && now_ms() - last >= s->idle_ms)
+			return -EAGAIN;
+		s->stalled_write =
+		    serial_shed(s, fd, POLLOUT, last, SERVE_STALL_MS);
+		if (s->stalled_write)
+			return -EBUSY;
+	}
+	return 0;
+}
+
+int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms)
+{
+	struct serve_serial_io s = {
+	    .lfd = lfd,
+	    .idle_ms = cfg->idle_timeout_ms,
+	    .idle_shed_ms = idle_shed_ms,
+	};
+	struct serve_io io = {
+	    .read = serial_read, .write = serial_write, .ctx = &s};
+	int fd, slot, err;
 
 	while (!stop_requested()) {
 		fd = server_accept(lfd, 0);
 		if (fd < 0)
 			break;
 		slot = stop_watch(fd);
-		serve_blocking(fd, cfg, NULL);
+		serve_set_timeouts(fd, SERVE_TICK_MS);
+		s.line_since = 0;
+		s.stalled_write = false;
+		err = serve_conn(fd, cfg, NULL, &io);
 		stop_unwatch(slot);
-		close(fd);
+		/*
+		 * Shed mid-line: its request gets "ERR server busy". An idle
+		 * one has all its replies and one that does not read would not
+		 * see it: they get FIN alone, as at the idle timeout.
+		 */
+		if (err == -EBUSY && s.line_since && !s.stalled_write)
+			server_reject_busy(fd, cfg);
+		else
+			close(fd);
 	}
 	return 0;
 }

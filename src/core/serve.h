@@ -69,12 +69,28 @@ int serve_blocking(int fd, const struct server_cfg *cfg,
 		   const struct serve_hook *hook);
 
 /*
+ * A serial server sheds a client that stalls this long while others wait
+ * in its listen backlog: a write that makes no progress (the client does
+ * not read its replies), or a request line left unfinished.
+ */
+#define SERVE_STALL_MS 1000
+
+/*
  * The one_server loop: accept a client, serve it to the end, accept the
  * next, until a stop. Single-threaded: the client being served is watched
  * (stop_watch()) so that a stop wakes its read. Used by single and by each
- * process of many. Returns 0.
+ * process of many.
+ *
+ * A well-behaved client keeps the server as long as it likes; the others
+ * wait. But while it serves, the loop also watches the listener, and once
+ * someone waits there it sheds the client being served if that client
+ * stalls for SERVE_STALL_MS (see above), or, when idle_shed_ms is not 0,
+ * sits idle between requests for idle_shed_ms. A shed client is closed
+ * (one shed mid-line gets "ERR server busy" first) and the next one is
+ * accepted. Without anyone waiting only --idle-timeout applies.
+ * Returns 0.
  */
-int serve_serial(int lfd, const struct server_cfg *cfg);
+int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms);
 
 /*
  * The registry. serve_track() adds a connection; once a stop has begun it

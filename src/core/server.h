@@ -15,7 +15,7 @@
 #define SERVER_DEFAULT_PORT	       25000 /* the talk's port */
 #define SERVER_DEFAULT_MAX_CONNS       10000
 #define SERVER_DEFAULT_IDLE_TIMEOUT_MS 300000 /* 5 minutes */
-#define SERVER_BACKLOG		       1024
+#define SERVER_BACKLOG		       65535 /* the kernel caps it at somaxconn */
 
 /* Everything fibd's command line decides; read-only once a model runs. */
 struct server_cfg {

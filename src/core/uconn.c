@@ -8,9 +8,6 @@
 
 #include "serve.h"
 
-/* A send buffer this large is given back once it empties. */
-#define UCONN_WIRE_SHRINK (4 * EVCONN_OUT_MAX)
-
 uint64_t uconn_now_ms(void)
 {
 	struct timespec ts;
@@ -131,6 +128,8 @@ static void uconn_answer(struct uconn *c)
 
 	if (e->state == EVCONN_OPEN && buf_used(&e->in))
 		capped = evconn_take(e);
+	if (!buf_used(&e->in))
+		buf_free(&e->in); /* idle connections hold no buffer */
 	if (!capped && c->recv == UCONN_RECV_EOF && e->state == EVCONN_OPEN)
 		evconn_eof(e);
 	uconn_send(c);
@@ -275,9 +274,8 @@ void uconn_on_send(struct uconn *c, int res)
 			buf_consume(&c->wire, (size_t)res);
 			if (res > 0)
 				c->ev.progress = true;
-			if (!buf_used(&c->wire) &&
-			    c->wire.cap > UCONN_WIRE_SHRINK)
-				buf_free(&c->wire); /* after a huge reply */
+			if (!buf_used(&c->wire))
+				buf_free(&c->wire); /* nor an empty one */
 		}
 	}
 	uconn_settle(c);

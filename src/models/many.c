@@ -14,8 +14,10 @@
  * Parallelism exists only across processes: a child is single-threaded, so
  * a slow request stalls every connection that child owns (nginx's known
  * drawback of hashing connections to workers), even while another child
- * sits idle. The supervisor restarts a child that dies and forwards SIGTERM
- * to all of them.
+ * sits idle. And a client that stalls, or idles, while others wait behind
+ * it in the child's backlog is shed (serve_serial()), so one bad client
+ * cannot hold a share of the port. The supervisor restarts a child that dies
+ * and forwards SIGTERM to all of them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,12 @@
 #define MANY_MAX_WORKERS 256
 /* A child that dies sooner than this after its start is restarted slowly. */
 #define MANY_FLAP_MS 1000
+/*
+ * A child sheds a client idle this long between requests once others wait
+ * in its backlog (a stalled one goes after SERVE_STALL_MS): with the port
+ * shared, one idle client must not hold every connection hashed to it.
+ */
+#define MANY_IDLE_SHED_MS 2000
 /* Without pidfds (old kernels, valgrind), exits are polled this often. */
 #define MANY_POLL_MS 200
 
@@ -62,7 +70,7 @@ static void many_child_main(const struct server_cfg *cfg, uint16_t port,
 		exit(2);
 	close(report_fd);
 	stop_watch(lfd);
-	serve_serial(lfd, cfg);
+	serve_serial(lfd, cfg, MANY_IDLE_SHED_MS);
 	close(lfd);
 	exit(0);
 }

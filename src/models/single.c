@@ -7,7 +7,9 @@
  * serves one client, a second client's connection completes in the kernel's
  * backlog, but nobody reads it: "who comes first is served first; the next
  * is served only after the previous one leaves". Unlike the talk's server,
- * a bad request costs one ERR line, not the whole server.
+ * a bad request costs one ERR line, not the whole server, and a client that
+ * stalls (does not read its replies, or leaves a line unfinished) is shed
+ * after SERVE_STALL_MS once someone else waits.
  */
 #include <unistd.h>
 
@@ -22,7 +24,7 @@ static int single_run(const struct server_cfg *cfg)
 	if (lfd < 0)
 		return lfd;
 	stop_watch(lfd);
-	serve_serial(lfd, cfg);
+	serve_serial(lfd, cfg, 0); /* an idle first client keeps the server */
 	close(lfd);
 	return 0;
 }
