@@ -5,6 +5,7 @@
 #   make test SAN=1   the same under ASan + UBSan (objects in build/san)
 #   make test TSAN=1  the same under TSan (objects in build/tsan)
 #   make bench        reproduce the talk's tables (see bench/README.md)
+#   make scaleout-test  3 fibd behind HAProxy, one killed under load
 #
 # Sources are found by wildcard: a new file in src/core, src/models, src/coro,
 # src/fibload or tests/unit joins the build without touching this file.
@@ -47,7 +48,7 @@ PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
 TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench clean deps format fuzz
+.PHONY: all test bench clean deps format fuzz scaleout-test
 all: deps $(PROGS) $(BENCHES)
 
 # Installs missing build dependencies on a fresh Debian machine (or says how).
@@ -91,6 +92,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(TEST_LIB) $(LIBS)
 
 test: all $(TESTS)
 	@tests/run.sh $(B)
+
+# Three fibd behind HAProxy on loopback, one killed under load, and the
+# Kubernetes manifest checked offline (tests/scaleout.sh, about 15 s).
+scaleout-test: all
+	@FIBD_DEPS_EXTRA="haproxy python3 python3-yaml" scripts/deps
+	@tests/scaleout.sh $(B)
 
 # The driver is Python 3 (stdlib only); bench/deps installs it and gnuplot.
 # make bench ARGS='--quick' | '--reps 5 --models thread,async' | '--help'

@@ -40,13 +40,14 @@ struct fl_config {
 	unsigned pipeline;	 /* -P: requests in flight per connection */
 	struct fl_mix mix[FL_MIX_MAX]; /* --n / --mix */
 	unsigned mix_len;
-	double rate;	     /* --rate: total requests/s; 0 = closed loop */
-	unsigned timeout_ms; /* --timeout: a request older than this fails */
-	const char *cpu_arg; /* --cpu as given, or NULL */
-	cpu_set_t cpus;	     /* --cpu parsed */
-	int progress;	     /* --progress: a line per second on stderr */
-	int json;	     /* --json: one JSON object on stdout */
-	char *request;	     /* --request, escapes resolved (malloc'd) */
+	double rate;	      /* --rate: total requests/s; 0 = closed loop */
+	unsigned timeout_ms;  /* --timeout: a request older than this fails */
+	const char *cpu_arg;  /* --cpu as given, or NULL */
+	cpu_set_t cpus;	      /* --cpu parsed */
+	int progress;	      /* --progress: a line per second on stderr */
+	int json;	      /* --json: one JSON object on stdout */
+	const char *hist_out; /* --hist-out: write the result here, or NULL */
+	char *request;	      /* --request, escapes resolved (malloc'd) */
 	size_t request_len;
 	char *expect; /* --expect, escapes resolved (malloc'd) */
 	size_t expect_len;

@@ -196,3 +196,87 @@ size_t hist_bytes(const struct hist *h)
 {
 	return sizeof(*h) + h->counts_len * sizeof(h->counts[0]);
 }
+
+uint64_t hist_highest(const struct hist *h)
+{
+	return h->highest;
+}
+
+int hist_sigfigs(const struct hist *h)
+{
+	return h->sigfigs;
+}
+
+uint64_t hist_sum(const struct hist *h)
+{
+	return h->sum;
+}
+
+int hist_bucket(const struct hist *h, size_t *pos, uint64_t *low,
+		uint64_t *count)
+{
+	uint64_t width;
+
+	for (size_t i = *pos; i < h->counts_len; i++) {
+		if (!h->counts[i])
+			continue;
+		*low = hist_slot_low(h, i, &width);
+		*count = h->counts[i];
+		*pos = i + 1;
+		return 1;
+	}
+	*pos = h->counts_len;
+	return 0;
+}
+
+int hist_add_bucket(struct hist *h, uint64_t low, uint64_t count)
+{
+	uint64_t width;
+	size_t i;
+
+	/* The slot of highest is the last one a value can land in. */
+	if (low > h->highest || count > UINT64_MAX - h->total)
+		return -EINVAL;
+	i = hist_index(h, low);
+	if (hist_slot_low(h, i, &width) != low)
+		return -EINVAL;
+	h->counts[i] += count;
+	h->total += count;
+	return 0;
+}
+
+/* The slot a value lands in (clamped at highest, as hist_record does). */
+static size_t hist_slot_of(const struct hist *h, uint64_t v)
+{
+	return hist_index(h, v > h->highest ? h->highest : v);
+}
+
+int hist_restore(struct hist *h, uint64_t clamped, uint64_t sum, uint64_t min,
+		 uint64_t max)
+{
+	size_t first = 0, last = h->counts_len - 1;
+	unsigned __int128 lo_sum, hi_sum;
+
+	if (!h->total)
+		return clamped || sum || min || max ? -EINVAL : 0;
+	while (!h->counts[first])
+		first++;
+	while (!h->counts[last])
+		last--;
+	/* min and max are in the outermost non-empty slots; values above
+	 * the range (and only they) are clamped into highest's slot. */
+	if (min > max || hist_slot_of(h, min) != first ||
+	    hist_slot_of(h, max) != last || (max > h->highest) != !!clamped ||
+	    (min > h->highest && clamped != h->total) ||
+	    clamped > h->counts[hist_slot_of(h, h->highest)])
+		return -EINVAL;
+	lo_sum = (unsigned __int128)min * h->total;
+	hi_sum = (unsigned __int128)max * h->total;
+	if (sum < lo_sum || sum > hi_sum)
+		return -EINVAL;
+	h->clamped = clamped;
+	h->sum = sum;
+	h->min = min;
+	h->max = max;
+	return 0;
+}

@@ -74,4 +74,41 @@ uint64_t hist_max(const struct hist *h);
 /* Bytes one histogram occupies. */
 size_t hist_bytes(const struct hist *h);
 
+/*
+ * Export and import, for files that carry a histogram exactly (fibload's
+ * --hist-out; the text format itself lives in histfile.c).
+ */
+
+/* The shape hist_new() was given, and the exact sum of the values. */
+uint64_t hist_highest(const struct hist *h);
+int hist_sigfigs(const struct hist *h);
+uint64_t hist_sum(const struct hist *h);
+
+/*
+ * Walks the non-empty sub-buckets in ascending order: start with
+ * *pos = 0; each call that returns 1 sets *low (the lowest value the
+ * sub-bucket holds) and *count, and advances *pos. Returns 0 at the end.
+ */
+int hist_bucket(const struct hist *h, size_t *pos, uint64_t *low,
+		uint64_t *count);
+
+/*
+ * Adds count values to the sub-bucket whose lowest value is low (the
+ * inverse of hist_bucket()). Returns 0, or -EINVAL when low is not the
+ * lowest value of a sub-bucket in range, or the total would overflow.
+ * The exact statistics are left for hist_restore().
+ */
+int hist_add_bucket(struct hist *h, uint64_t low, uint64_t count);
+
+/*
+ * Once every bucket is added: sets the exact statistics the buckets cannot
+ * tell (values clamped, their sum, min and max). Returns 0, or -EINVAL
+ * when they contradict the buckets (min or max outside the lowest or
+ * highest non-empty sub-bucket, clamped values without a max above the
+ * range, a sum outside [count * min, count * max], any of them on an
+ * empty histogram).
+ */
+int hist_restore(struct hist *h, uint64_t clamped, uint64_t sum, uint64_t min,
+		 uint64_t max);
+
 #endif

@@ -1,4 +1,5 @@
 /* fibload - the load generator for fibd (and any line server): the CLI. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include "core/opt.h"
 #include "core/version.h"
 #include "fibload/config.h"
+#include "fibload/histfile.h"
+#include "fibload/merge.h"
 #include "fibload/report.h"
 #include "fibload/run.h"
 
@@ -21,8 +24,9 @@ static void usage(FILE *out)
 	    "               [-d SECONDS | -n REQUESTS] [-w WARMUP_SECONDS]\n"
 	    "               [-P PIPELINE] [--n N | --mix N:W,N:W...]\n"
 	    "               [--rate RPS] [--timeout MS] [--cpu LIST]\n"
-	    "               [--progress] [--json]\n"
+	    "               [--progress] [--json] [--hist-out FILE]\n"
 	    "               [--request STR --expect STR]\n"
+	    "       fibload merge [--json] FILE...\n"
 	    "\n"
 	    "Load for fibd: every reply is checked against the true fib(N).\n"
 	    "\n"
@@ -43,6 +47,8 @@ static void usage(FILE *out)
 	    "      --cpu LIST       run on these CPUs (e.g. 1, 0,1, 0-1)\n"
 	    "      --progress       a line per second on stderr\n"
 	    "      --json           the report as one JSON object on stdout\n"
+	    "      --hist-out FILE  also write the result, latency histogram\n"
+	    "                       included, to FILE for 'fibload merge'\n"
 	    "      --request STR    send STR (C escapes: \\r \\n \\t \\xHH)\n"
 	    "      --expect STR     ... and expect this line back per request\n"
 	    "      --help, --version\n"
@@ -52,10 +58,15 @@ static void usage(FILE *out)
 	    "counted and reconnected; one that keeps failing for --timeout\n"
 	    "is given up.\n"
 	    "\n"
+	    "fibload merge reads the --hist-out files of runs made side by\n"
+	    "side (from several machines, say) and prints one report: counts\n"
+	    "and histograms added exactly, rps summed.\n"
+	    "\n"
 	    "Exit status: 0 when the run finished with no error, 1 when any\n"
 	    "error was counted (connect, read, write, timeout, protocol,\n"
 	    "wrong answer), nothing could connect or no request was\n"
-	    "answered; 2 for a usage error.\n",
+	    "answered; 2 for a usage error, or (merge) a bad or mismatched\n"
+	    "file.\n",
 	    out);
 }
 
@@ -67,6 +78,7 @@ enum {
 	OPT_CPU,
 	OPT_PROGRESS,
 	OPT_JSON,
+	OPT_HIST_OUT,
 	OPT_REQUEST,
 	OPT_EXPECT,
 	OPT_HELP,
@@ -89,6 +101,7 @@ static const struct option long_opts[] = {
     {"cpu", required_argument, NULL, OPT_CPU},
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"json", no_argument, NULL, OPT_JSON},
+    {"hist-out", required_argument, NULL, OPT_HIST_OUT},
     {"request", required_argument, NULL, OPT_REQUEST},
     {"expect", required_argument, NULL, OPT_EXPECT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -163,6 +176,9 @@ static int parse_one(int c, struct fl_config *cfg, struct seen *seen)
 		return 0;
 	case OPT_JSON:
 		cfg->json = 1;
+		return 0;
+	case OPT_HIST_OUT:
+		cfg->hist_out = optarg;
 		return 0;
 	case OPT_REQUEST:
 		seen->request = optarg;
@@ -241,8 +257,51 @@ static int run(struct fl_config *cfg)
 		log_msg("no request was answered in the measured window");
 		err = EXIT_FAILURE;
 	}
+	if (cfg->hist_out && fl_histfile_write(cfg->hist_out, cfg, &res))
+		err = EXIT_FAILURE;
 	fl_result_release(&res);
 	return err;
+}
+
+/* fibload merge [--json] FILE...: one report for runs made side by side. */
+static int merge_main(int argc, char **argv)
+{
+	char **paths = argv + 1; /* the files, gathered in place */
+	struct fl_config cfg;
+	struct fl_result res = {0};
+	unsigned n = 0;
+	int json = 0, err;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = 1;
+		} else if (!strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return EXIT_SUCCESS;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			log_msg("merge: unknown option '%s'", argv[i]);
+			return EXIT_USAGE;
+		} else {
+			paths[n++] = argv[i];
+		}
+	}
+	if (!n) {
+		log_msg("merge: give the --hist-out files to merge");
+		return EXIT_USAGE;
+	}
+	fl_config_default(&cfg);
+	err = fl_merge((const char *const *)paths, n, &cfg, &res);
+	if (!err) {
+		if (json)
+			fl_report_json(stdout, &cfg, &res);
+		else
+			fl_report_text(stdout, &cfg, &res);
+	}
+	fl_result_release(&res);
+	fl_config_release(&cfg);
+	if (err) /* a file that is missing, unreadable, bad or mismatched */
+		return EXIT_USAGE;
+	return res.error_total ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv)
@@ -252,6 +311,8 @@ int main(int argc, char **argv)
 	int c, r, status;
 
 	log_set_prog("fibload");
+	if (argc > 1 && !strcmp(argv[1], "merge"))
+		return merge_main(argc - 1, argv + 1);
 	fl_config_default(&cfg);
 	while ((c = getopt_long(argc, argv, "h:p:c:t:d:n:w:P:", long_opts,
 				NULL)) != -1) {

@@ -8,6 +8,8 @@
 
 double fl_rps(const struct fl_result *res)
 {
+	if (res->merged)
+		return res->merged_rps;
 	return res->elapsed_s > 0 ? (double)res->requests / res->elapsed_s : 0;
 }
 
@@ -34,15 +36,23 @@ static void text_latency(FILE *out, const char *title, const struct hist *h)
 void fl_report_text(FILE *out, const struct fl_config *cfg,
 		    const struct fl_result *res)
 {
-	fprintf(out, "fibload %s:%u: %u conns, %u threads, pipeline %u, %s",
-		cfg->host, (unsigned)cfg->port, cfg->conns, res->threads,
-		cfg->pipeline, mode(cfg));
+	fprintf(out, "fibload %s:%u", cfg->host, (unsigned)cfg->port);
+	if (res->merged)
+		fprintf(out, " (%u runs merged)", res->merged);
+	fprintf(out, ": %u conns, %u threads, pipeline %u, %s", cfg->conns,
+		res->threads, cfg->pipeline, mode(cfg));
 	if (cfg->rate > 0)
 		fprintf(out, " at %.0f rps", cfg->rate);
 	fprintf(out, ", cpus %s%s\n", res->cpus,
 		res->interrupted ? " (interrupted)" : "");
-	fprintf(out, "requests: %" PRIu64 " in %.3f s = %.0f rps\n",
-		res->requests, res->elapsed_s, fl_rps(res));
+	if (res->merged)
+		fprintf(out,
+			"requests: %" PRIu64 " in %.3f s (the longest "
+			"window) = %.0f rps (the runs' rps summed)\n",
+			res->requests, res->elapsed_s, fl_rps(res));
+	else
+		fprintf(out, "requests: %" PRIu64 " in %.3f s = %.0f rps\n",
+			res->requests, res->elapsed_s, fl_rps(res));
 	text_latency(out, cfg->rate > 0 ? "latency (corrected)" : "latency",
 		     res->lat);
 	if (res->raw)
@@ -135,6 +145,8 @@ void fl_report_json(FILE *out, const struct fl_config *cfg,
 		res->error_total, res->client_cpu_s);
 	fprintf(out, "\"wall_s\":%.3f,\"interrupted\":%s,", res->wall_s,
 		res->interrupted ? "true" : "false");
+	if (res->merged)
+		fprintf(out, "\"merged\":%u,", res->merged);
 	json_config(out, cfg, res);
 	fputs("}\n", out);
 }

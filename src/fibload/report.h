@@ -4,7 +4,8 @@
  * JSON keys: rps, requests, elapsed_s, latency_us {mean, p50, p90, p99,
  * p999, max}, errors {connect, read, write, timeout, protocol, wrong,
  * total}, client_cpu_s, config {...the options...}; with --rate also
- * latency_uncorrected_us (the same keys, measured from the actual send).
+ * latency_uncorrected_us (the same keys, measured from the actual send);
+ * for a merge (res->merged > 0) also merged, the number of runs.
  */
 #ifndef FIBLOAD_REPORT_H
 #define FIBLOAD_REPORT_H

@@ -25,6 +25,8 @@ struct fl_result {
 	unsigned threads;    /* threads used (-t capped at -c) */
 	char cpus[128];	     /* CPUs the threads may run on (granted) */
 	int interrupted;     /* stopped early by SIGINT or SIGTERM */
+	unsigned merged;     /* fibload merge: runs merged (0: a live run) */
+	double merged_rps;   /* fibload merge: the runs' rps, summed */
 };
 
 /*

@@ -424,6 +424,106 @@ static void test_request_mode(void)
 					      "-n", "10", NULL}) == 1);
 }
 
+/* The text of out's "key":{...} object, copied into buf. */
+static void json_object(const char *json, const char *key, char *buf,
+			size_t cap)
+{
+	const char *v = json_find(json, NULL, key), *end;
+
+	buf[0] = '\0';
+	end = v ? strchr(v, '}') : NULL;
+	if (end && (size_t)(end - v) < cap) {
+		memcpy(buf, v, (size_t)(end - v));
+		buf[end - v] = '\0';
+	}
+}
+
+/* Writes text to a new temporary file; its name goes into path. */
+static void write_temp(char *path, const char *text)
+{
+	int fd;
+
+	strcpy(path, "/tmp/fibload-hist-XXXXXX");
+	fd = mkstemp(path);
+	T_CHECK(fd >= 0 &&
+		write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* --hist-out, then merge: one file reports what its run reported; two add
+ * up; a bad or mismatched file is exit 2 with a reason. */
+static void test_hist_merge(void)
+{
+	char a[] = "/tmp/fibload-a-XXXXXX", b[] = "/tmp/fibload-b-XXXXXX";
+	char c[] = "/tmp/fibload-c-XXXXXX", bad[64], run_lat[512], lat[512];
+	double rps_a, rps_b;
+	struct tsrv s;
+	char port[8];
+
+	close(mkstemp(a));
+	close(mkstemp(b));
+	close(mkstemp(c));
+	if (tsrv_start(&s, "thread", NULL, 1)) {
+		T_CHECK(0, "fibd did not start");
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
+	T_CHECK(fibload((const char *const[]){
+		    "-p", port, "-c", "3", "-n", "3000", "--mix", "1:3,20:1",
+		    "--json", "--hist-out", a, NULL}) == 0,
+		"%s", err);
+	json_object(out, "latency_us", run_lat, sizeof(run_lat));
+	rps_a = json_num(out, NULL, "rps");
+	T_CHECK(fibload((const char *const[]){"merge", "--json", a, NULL}) == 0,
+		"%s", err);
+	check_json_keys(out);
+	json_object(out, "latency_us", lat, sizeof(lat));
+	T_CHECK(run_lat[0] && !strcmp(lat, run_lat), "run %s, merge %s",
+		run_lat, lat);
+	T_CHECK(json_num(out, NULL, "rps") == rps_a, "%s", out);
+	T_CHECK(json_num(out, NULL, "merged") == 1, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-n",
+					      "2000", "--mix", "1:3,20:1",
+					      "--hist-out", b, NULL}) == 0,
+		"%s", err);
+	T_CHECK(fibload((const char *const[]){"merge", b, NULL}) == 0);
+	T_CHECK(strstr(out, "(1 runs merged)"), "%s", out);
+	rps_b = strtod(strstr(out, ") = ") + 4, NULL);
+	T_CHECK(fibload((const char *const[]){"merge", "--json", a, b, NULL}) ==
+		    0,
+		"%s", err);
+	T_CHECK(json_num(out, NULL, "requests") == 5000, "%s", out);
+	T_CHECK(json_num(out, NULL, "merged") == 2, "%s", out);
+	T_CHECK(json_num(out, "config", "conns") == 5, "%s", out);
+	T_CHECK(json_num(out, "errors", "total") == 0, "%s", out);
+	T_CHECK(json_num(out, NULL, "rps") >= rps_a + rps_b - 1.5 &&
+		    json_num(out, NULL, "rps") <= rps_a + rps_b + 1.5,
+		"rps %g + %g: %s", rps_a, rps_b, out);
+	/* Not the same load: another pipeline depth. */
+	T_CHECK(fibload((const char *const[]){
+		    "-p", port, "-c", "1", "-n", "100", "-P", "2", "--mix",
+		    "1:3,20:1", "--hist-out", c, NULL}) == 0,
+		"%s", err);
+	T_CHECK(fibload((const char *const[]){"merge", a, c, NULL}) == 2);
+	T_CHECK(strstr(err, "does not match") && strstr(err, "pipeline"), "%s",
+		err);
+	write_temp(bad, "fibload-hist 1\nhost x\n");
+	T_CHECK(fibload((const char *const[]){"merge", a, bad, NULL}) == 2);
+	T_CHECK(strstr(err, bad) && strstr(err, "no 'port' line"), "%s", err);
+	unlink(bad);
+	write_temp(bad, "fibload-hist 99\n");
+	T_CHECK(fibload((const char *const[]){"merge", bad, NULL}) == 2);
+	T_CHECK(strstr(err, "version 99"), "%s", err);
+	unlink(bad);
+	T_CHECK(fibload((const char *const[]){"merge", NULL}) == 2);
+	T_CHECK(fibload((const char *const[]){"merge", "/nonexistent/x",
+					      NULL}) == 2);
+	unlink(a);
+	unlink(b);
+	unlink(c);
+	tsrv_stop(&s, 10);
+}
+
 static void test_usage(void)
 {
 	const char *const *const bad[] = {
@@ -501,5 +601,6 @@ int main(void)
 	T_RUN(test_hangup, 60);
 	T_RUN(test_no_server, 60);
 	T_RUN(test_request_mode, 60);
+	T_RUN(test_hist_merge, 60);
 	return t_done("test_fibload");
 }

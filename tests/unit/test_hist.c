@@ -151,6 +151,110 @@ static void test_merge(void)
 	hist_free(other);
 }
 
+/* A copy of h rebuilt from what hist_bucket() and the getters export, as
+ * a histogram file carries it. */
+static struct hist *copy_by_export(const struct hist *h)
+{
+	struct hist *c = hist_new(hist_highest(h), hist_sigfigs(h));
+	uint64_t low, count;
+	size_t pos = 0;
+
+	while (hist_bucket(h, &pos, &low, &count))
+		if (hist_add_bucket(c, low, count))
+			T_CHECK(0, "low %llu refused", (unsigned long long)low);
+	T_CHECK(hist_restore(c, hist_clamped(h), hist_sum(h), hist_min(h),
+			     hist_max(h)) == 0);
+	return c;
+}
+
+/* Same buckets, same statistics: a and b report alike, whatever asked. */
+static void check_same(const struct hist *a, const struct hist *b)
+{
+	uint64_t la, ca, lb = 0, cb = 0, differ = 0, n = 0;
+	size_t pa = 0, pb = 0;
+	int more;
+
+	do {
+		more = hist_bucket(a, &pa, &la, &ca);
+		differ += more != hist_bucket(b, &pb, &lb, &cb) ||
+			  (more && (la != lb || ca != cb));
+		n += more;
+	} while (more && !differ);
+	T_CHECK(!differ && n > 0, "%llu buckets, then one differs",
+		(unsigned long long)n);
+	T_CHECK(hist_count(a) == hist_count(b));
+	T_CHECK(hist_clamped(a) == hist_clamped(b));
+	T_CHECK(hist_sum(a) == hist_sum(b) && hist_mean(a) == hist_mean(b));
+	T_CHECK(hist_min(a) == hist_min(b) && hist_max(a) == hist_max(b));
+	for (size_t i = 0; i < NPCTS; i++)
+		T_CHECK(hist_percentile(a, pcts[i]) ==
+			    hist_percentile(b, pcts[i]),
+			"p%g", pcts[i]);
+}
+
+/* Exported, rebuilt and merged histograms report exactly what one
+ * histogram that recorded every value reports: the promise of
+ * `fibload merge`. Values above the range (clamped) included. */
+static void test_export_merge(void)
+{
+	struct hist *all = hist_new(HIST_HOUR_NS, 3), *part[3], *merged;
+
+	for (int i = 0; i < 3; i++)
+		part[i] = hist_new(HIST_HOUR_NS, 3);
+	for (int i = 0; i < 300000; i++) {
+		int shift = (int)(rnd() % 30);
+		uint64_t x = rnd() % (1000ull << shift);
+
+		if (i % 10007 == 0)
+			x = HIST_HOUR_NS + rnd() % HIST_HOUR_NS;
+		hist_record(all, x);
+		hist_record(part[rnd() % 3], x);
+	}
+	T_CHECK(hist_clamped(all) > 0);
+	merged = hist_new(HIST_HOUR_NS, 3);
+	for (int i = 0; i < 3; i++) {
+		struct hist *c = copy_by_export(part[i]);
+
+		check_same(c, part[i]);
+		T_CHECK(hist_merge(merged, c) == 0);
+		hist_free(c);
+	}
+	check_same(merged, all);
+	for (int i = 0; i < 3; i++)
+		hist_free(part[i]);
+	hist_free(merged);
+	hist_free(all);
+}
+
+/* What a damaged file could claim is refused. */
+static void test_import_checks(void)
+{
+	struct hist *h = hist_new(HIST_HOUR_NS, 3),
+		    *e = hist_new(HIST_HOUR_NS, 3);
+
+	T_CHECK(hist_add_bucket(h, 2047, 1) == 0);	 /* exact below 2048 */
+	T_CHECK(hist_add_bucket(h, 2049, 1) == -EINVAL); /* width 2 from 2048 */
+	T_CHECK(hist_add_bucket(h, 4096, 2) == 0);
+	T_CHECK(hist_add_bucket(h, HIST_HOUR_NS + 1, 1) == -EINVAL);
+	T_CHECK(hist_add_bucket(h, 4096, UINT64_MAX) == -EINVAL);
+	/* Values 2047, 4096, 4097 (4096's sub-bucket is 4096..4099). */
+	T_CHECK(hist_restore(h, 0, 2047 + 4096 + 4097, 2048, 4097) == -EINVAL,
+		"min above its sub-bucket");
+	T_CHECK(hist_restore(h, 0, 2047 + 4096 + 4097, 2047, 4100) == -EINVAL,
+		"max above its sub-bucket");
+	T_CHECK(hist_restore(h, 1, 2047 + 4096 + 4097, 2047, 4097) == -EINVAL,
+		"clamped without a max above the range");
+	T_CHECK(hist_restore(h, 0, 3 * 4097 + 1, 2047, 4097) == -EINVAL,
+		"sum above count * max");
+	T_CHECK(hist_restore(h, 0, 2047 + 4096 + 4097, 2047, 4097) == 0);
+	T_CHECK(hist_mean(h) == (2047 + 4096 + 4097) / 3.0);
+	T_CHECK(hist_percentile(h, 100) == 4097 && hist_min(h) == 2047);
+	T_CHECK(hist_restore(e, 0, 1, 0, 0) == -EINVAL, "a sum, no values");
+	T_CHECK(hist_restore(e, 0, 0, 0, 0) == 0);
+	hist_free(h);
+	hist_free(e);
+}
+
 static void test_edges(void)
 {
 	struct hist *h = hist_new(HIST_HOUR_NS, 3);
@@ -180,6 +284,8 @@ int main(void)
 	T_RUN(test_bimodal, 20);
 	T_RUN(test_random, 20);
 	T_RUN(test_merge, 20);
+	T_RUN(test_export_merge, 30);
+	T_RUN(test_import_checks, 20);
 	T_RUN(test_edges, 20);
 	return t_done("test_hist");
 }

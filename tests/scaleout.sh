@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# make scaleout-test: three fibd behind HAProxy (contrib/haproxy/haproxy.cfg,
+# as shipped) on loopback. One instance is killed (SIGKILL) under load, and
+# every failure the clients see is timed against the moment HAProxy's
+# health check marked it DOWN (read from its admin socket):
+#   - before the kill, and after DOWN: no failure at all;
+#   - between the kill and DOWN: only connections that were open to the
+#     killed instance fail (their request in flight is lost), each once;
+#     a connection opened after it died (its listener refuses connects)
+#     never fails, even before DOWN (retries + option redispatch);
+#   - in HTTP mode (when fibd answers HTTP): no failure at all (retry-on).
+# Then the instance is started again and must come back UP. Also checks
+# the Kubernetes manifest (tests/k8s_check.py).
+#
+# Usage: tests/scaleout.sh [BUILD_DIR]   (needs haproxy, python3, python3-yaml)
+# Everything listens on 127.0.0.1, takes about 20 s, is killed after 100 s,
+# and is cleaned up on any exit. Ends with "scaleout: N passed, M failed".
+set -u
+B=${1:-build}
+cd "$(dirname "$0")/.."
+model=${FIBD_SCALEOUT_MODEL:-thread}
+client="python3 tests/scaleout_client.py"
+tmp=$(mktemp -d /tmp/fibd-scaleout.XXXXXX)
+passed=0 failed=0
+pids=""
+
+cleanup() {
+	trap - EXIT INT TERM
+	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+	sleep 0.3
+	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+	[ -z "${wd:-}" ] || kill "$wd" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "scaleout: interrupted" >&2; exit 1' INT TERM
+# The watchdog: TERM it and it takes its sleep along.
+{
+	sleep 100 &
+	s=$!
+	trap 'kill $s 2>/dev/null; exit 0' TERM
+	wait $s && echo "scaleout: still running after 100 s, stopping" >&2 &&
+		kill -TERM $$
+} &
+wd=$!
+
+result() { # result NAME STATUS [DETAIL]
+	if [ "$2" = 0 ]; then
+		echo "ok $1"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $1${3:+: $3}"
+		failed=$((failed + 1))
+	fi
+}
+
+finish() {
+	echo "scaleout: $passed passed, $failed failed"
+	[ "$failed" = 0 ]
+	exit
+}
+
+for cmd in haproxy python3; do
+	command -v $cmd >/dev/null || {
+		result "$cmd installed" 1 "run scripts/deps (FIBD_DEPS_EXTRA=haproxy)"
+		finish
+	}
+done
+
+# --- the Kubernetes manifest, offline -----------------------------------
+out=$(python3 tests/k8s_check.py contrib/k8s/fibd.yaml 2>&1)
+result "k8s manifest (contrib/k8s/fibd.yaml)" $? "$out"
+
+# --- three fibd, one HAProxy --------------------------------------------
+read -r p1 p2 p3 lb_tcp lb_http <<<"$($client ports 5)"
+export FIBD_1=127.0.0.1:$p1 FIBD_2=127.0.0.1:$p2 FIBD_3=127.0.0.1:$p3
+export FIBD_LB_TCP=127.0.0.1:$lb_tcp FIBD_LB_HTTP=127.0.0.1:$lb_http
+export FIBD_LB_STATS=$tmp/haproxy.sock
+# HAProxy wants two descriptors per connection and refuses to start when
+# the hard limit cannot give them: fit maxconn under it.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] || [ "$hard" -ge 16100 ] ||
+	export FIBD_LB_MAXCONN=$(((hard - 100) / 2))
+sock=$FIBD_LB_STATS
+
+# start_fibd I PORT: fibd number I on PORT; its pid in fibd_pid_I.
+start_fibd() {
+	"$B/fibd" --model "$model" --listen "127.0.0.1:$2" 2>"$tmp/fibd$1.err" &
+	eval "fibd_pid_$1=$!"
+	pids="$pids $!"
+	disown $! # killed on purpose: no "Killed" line from bash
+	for _ in $(seq 50); do
+		grep -q 'listening on' "$tmp/fibd$1.err" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+out=$(haproxy -c -f contrib/haproxy/haproxy.cfg 2>&1)
+result "haproxy -c contrib/haproxy/haproxy.cfg" $? "$out"
+ok=0
+for i in 1 2 3; do
+	eval "start_fibd $i \$p$i" || ok=1
+done
+result "3 fibd ($model) listening" $ok "$(cat "$tmp"/fibd*.err)"
+haproxy -f contrib/haproxy/haproxy.cfg -db >"$tmp/haproxy.log" 2>&1 &
+pids="$pids $!"
+out=$($client wait "$sock" fibd_tcp UP fibd1 fibd2 fibd3 --timeout 15 2>&1)
+result "health checks (tcp-check: 10 -> 55) mark all 3 UP" $? "$out"
+[ "$failed" = 0 ] || finish
+
+# --- TCP mode: balanced, checked -----------------------------------------
+out=$("$B/fibload" -p "$lb_tcp" -c 6 -n 3000 --mix 1:4,20:1 --json 2>&1)
+rc=$?
+stot=$($client stot "$sock" fibd_tcp)
+echo "   $(echo "$stot" | tr '\n' ' ')"
+spread=$(echo "$stot" | awk '$3 > 0' | wc -l)
+[ "$rc" = 0 ] && [ "$spread" = 3 ]
+result "TCP: 3000 requests through HAProxy, all correct, on all 3" $? "$out"
+
+# --- TCP mode: kill fibd2 under load -------------------------------------
+# fibload is the load (6 connections, 4000 requests/s, every reply
+# checked); the client threads time each failure.
+"$B/fibload" -p "$lb_tcp" -c 6 --rate 4000 -d 5 --json \
+	>"$tmp/fibload.json" 2>"$tmp/fibload.err" &
+load=$!
+pids="$pids $load"
+sleep 0.3
+out=$($client kill --mode tcp --lb "$FIBD_LB_TCP" --sock "$sock" \
+	--backend fibd_tcp --server fibd2 --pid "$fibd_pid_2" --addr "$FIBD_2" 2>&1)
+rc=$?
+echo "   $out" | head -n 1
+result "TCP: fibd2 killed: no failure after DOWN, none on connections opened after its death, each old one at most once" $rc "$out"
+wait "$load"
+python3 - "$tmp/fibload.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+e = r["errors"]
+print("   fibload during the kill: %d answered, errors %s" % (r["requests"], e))
+lost = e["read"] + e["write"]
+sys.exit(0 if lost <= r["config"]["conns"] and lost == e["total"] else 1)
+EOF
+result "TCP: fibload under the kill lost at most one request per connection" $? "$(cat "$tmp/fibload.err")"
+
+# --- the killed instance comes back ---------------------------------------
+start_fibd 2 "$p2"
+out=$($client wait "$sock" fibd_tcp UP fibd2 --timeout 15 2>&1)
+result "TCP: fibd2 restarted, marked UP again (rise)" $? "$out"
+out=$("$B/fibload" -p "$lb_tcp" -c 6 -n 3000 --json 2>&1)
+result "TCP: 3000 more requests after the restart, all correct" $? "$out"
+
+# --- HTTP mode, only when fibd speaks HTTP --------------------------------
+probe=$($client http-probe "$FIBD_1" 2>&1)
+if [ $? != 0 ]; then
+	echo "scaleout: HTTP mode NOT TESTED: fibd on $FIBD_1 does not" \
+		"answer HTTP (GET /healthz got '$probe')"
+	finish
+fi
+echo "   fibd answers HTTP (GET /healthz -> $probe)"
+out=$($client wait "$sock" fibd_http UP fibd1 fibd2 fibd3 --timeout 15 2>&1)
+result "HTTP: health checks (GET /healthz -> 200) mark all 3 UP" $? "$out"
+out=$($client kill --mode http --lb "$FIBD_LB_HTTP" --sock "$sock" \
+	--backend fibd_http --server fibd3 --pid "$fibd_pid_3" --addr "$FIBD_3" 2>&1)
+rc=$?
+echo "   $out" | head -n 1
+result "HTTP: fibd3 killed under load: no failed request at all (retry-on)" $rc "$out"
+finish
