@@ -302,9 +302,17 @@ static void conc_serial(void)
  * within the switch interval (5 ms) once b's thread asks for it, and b's
  * fib(20) takes a millisecond or two of Python. So b is answered slowly
  * but long before a: the GIL serialises compute, not clients.
+ *
+ * Except between subinterpreters (isolate with python): CPython 3.11 files
+ * the waiter's drop request with the waiter's own interpreter, so a holder
+ * computing in another interpreter never sees it and keeps the GIL until
+ * its request is done. b is still answered, correctly, but after a: that
+ * is CPython's behaviour, not the model's (docs/MODELS.md), so there only
+ * the replies are checked.
  */
 static void conc_overlap(const char *const *args, int nports, int port_b)
 {
+	bool starves = python && strcmp(cur->name, "isolate") == 0;
 	struct tsrv s;
 	int a, b;
 
@@ -318,9 +326,9 @@ static void conc_overlap(const char *const *args, int nports, int port_b)
 	usleep(50000);
 	b = tsrv_connect(&s, port_b);
 	expect_line(b, "20\n", "6765\n");
-	T_CHECK(t_nothing_pending(a),
-		"%s: fib(45) finished before a fast request got through",
-		cur->name);
+	T_CHECK(starves || t_nothing_pending(a),
+		"%s: fib(%s) finished before a fast request got through",
+		cur->name, python ? "35 in python" : "45");
 	T_CHECK(t_read_lines(a, buf, sizeof(buf), 1) == 1 &&
 		strcmp(buf, python ? "9227465\n" : "1134903170\n") == 0);
 	close(a);
