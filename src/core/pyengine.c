@@ -78,6 +78,9 @@ static int py_load(PyObject *funcs[PY_NFUNCS])
 		Py_XINCREF(funcs[i]);
 	}
 	err = funcs[0] && funcs[1] ? 0 : -EIO;
+	if (err)
+		for (int i = 0; i < PY_NFUNCS; i++)
+			Py_CLEAR(funcs[i]);
 out_clear:
 	if (err)
 		PyErr_Clear();
