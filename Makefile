@@ -17,6 +17,30 @@ CPPFLAGS += -D_GNU_SOURCE -Isrc
 ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(SANFLAGS)
 LDLIBS  := -lgmp -luring -lpthread -lm
 
+# A fresh Debian machine: scripts/deps installs what is missing (as root) or
+# says what to install, before anything below probes for it (python3-embed
+# with pkg-config must see libpython3-dev if deps just installed it).
+ifeq ($(filter clean format deps,$(MAKECMDGOALS)),)
+ifneq ($(shell scripts/deps >&2 && echo ok),ok)
+$(error scripts/deps: build dependencies are missing (see above))
+endif
+endif
+
+# The python engine (src/core/pyengine.c, fibd --engine python) embeds
+# CPython: found with pkg-config's python3-embed (Debian: libpython3-dev).
+# Without it pyengine.c builds as a stub and --engine python says so.
+# Never python3-config: on PATH it may be another Python's (pyenv's shim).
+PY_PC_CFLAGS := $(shell pkg-config --cflags python3-embed 2>/dev/null)
+PY_LIBS := $(shell pkg-config --libs python3-embed 2>/dev/null)
+ifneq ($(PY_LIBS),)
+# -isystem: Python's headers are not built with our warnings.
+PY_CFLAGS := -DFIBD_HAVE_PYTHON $(patsubst -I%,-isystem %,$(PY_PC_CFLAGS))
+# --as-needed: only programs that compute in Python load libpython.
+LDLIBS += -Wl,--as-needed $(PY_LIBS) -Wl,--no-as-needed
+else
+$(info make: no python3-embed (libpython3-dev, pkg-config): building fibd without --engine python; scripts/deps installs them as root, then make again)
+endif
+
 B := build
 ifeq ($(SAN),1)
 B := build/san
@@ -48,8 +72,8 @@ PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
 TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench clean deps format fuzz scaleout-test
-all: deps $(PROGS) $(BENCHES)
+.PHONY: all test bench clean deps format fuzz scaleout-test FORCE
+all: $(PROGS) $(BENCHES)
 
 # Installs missing build dependencies on a fresh Debian machine (or says how).
 deps:
@@ -58,6 +82,13 @@ deps:
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# pyengine.o is rebuilt when the python flags change (libpython came or went).
+$(B)/obj/src/core/pyengine.o: CPPFLAGS += $(PY_CFLAGS)
+$(B)/obj/src/core/pyengine.o: $(B)/pyengine.flags
+$(B)/pyengine.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PY_CFLAGS)' | cmp -s - $@ || echo '$(PY_CFLAGS)' > $@
 
 $(B)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
@@ -110,7 +141,7 @@ bench: all
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_SRC := fuzz/fuzz_proto.c tests/lib/proto_check.c src/core/proto.c \
-	    src/core/fib.c
+	    src/core/fib.c src/core/pyengine.c
 build/fuzz/fuzz_proto: $(FUZZ_SRC) $(wildcard src/core/*.h)
 	@FIBD_DEPS_EXTRA="clang libfuzzer-14-dev" scripts/deps
 	@mkdir -p $(dir $@)

@@ -5,6 +5,8 @@
  *   fib --time N...        naive fib(N) with its time and growth per row
  *   fib --estimate N       how long naive fib(N) would take, from measured
  *                          times of smaller n
+ *   --engine python        time the talk's own Python fib instead, in the
+ *                          embedded CPython (core/pyengine.h)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,12 +18,17 @@
 #include "core/fib.h"
 #include "core/log.h"
 #include "core/opt.h"
+#include "core/proto.h"
+#include "core/pyengine.h"
 #include "core/version.h"
 
 /* Each timing repeats the computation for at least this long. */
 #define TIME_MIN_NS 20e6
 /* The golden ratio: naive fib(n) costs about phi times naive fib(n-1). */
 #define PHI 1.6180339887498949
+
+/* --engine: who runs the naive fib that --time and --estimate time. */
+static enum fib_engine engine = FIB_ENGINE_C;
 
 static void usage(FILE *f)
 {
@@ -30,6 +37,9 @@ static void usage(FILE *f)
 "usage: fib N...              print fib(N) for each N (exact, N <= %d)\n"
 "       fib --time N...       time naive fib(N); show the growth per row\n"
 "       fib --estimate N      extrapolate naive fib(N)'s time from small n\n"
+"       fib --engine python --time | --estimate ...\n"
+"                             the same, timing the talk's Python fib in\n"
+"                             the embedded CPython\n"
 "       fib --help | --version\n",
 		FIB_FAST_LIMIT_N);
 	/* clang-format on */
@@ -41,6 +51,18 @@ static double now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Naive fib(n) in the embedded CPython; 0 when it failed. */
+static uint64_t python_naive(unsigned n)
+{
+	struct reply r = {0};
+	uint64_t v = 0;
+
+	if (pyengine_fib(FIB_NAIVE, n, &r) == 0)
+		v = strtoull(r.text, NULL, 10);
+	reply_release(&r);
+	return v;
 }
 
 /* Nanoseconds for one naive fib(n): repeats short runs for a stable mean. */
@@ -55,7 +77,8 @@ static double time_naive(unsigned n, uint64_t *value)
 	for (;;) {
 		start = now_ns();
 		for (unsigned long i = 0; i < reps; i++)
-			sink = fib_naive(n);
+			sink = engine == FIB_ENGINE_PYTHON ? python_naive(n)
+							   : fib_naive(n);
 		elapsed = now_ns() - start;
 		if (elapsed >= TIME_MIN_NS)
 			break;
@@ -179,11 +202,26 @@ static int cmd_values(int argc, char **argv)
 	return 0;
 }
 
+/* With --engine python: starts CPython now, so no timing includes it. */
+static int python_ready(void)
+{
+	int err;
+
+	if (engine != FIB_ENGINE_PYTHON)
+		return 1;
+	err = pyengine_init();
+	if (err == -ENOSYS)
+		log_msg("--engine python: this fib was built without the "
+			"python engine (no libpython3-dev at build time)");
+	return err == 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"time", no_argument, NULL, 't'},
 	    {"estimate", required_argument, NULL, 'e'},
+	    {"engine", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -197,7 +235,14 @@ int main(int argc, char **argv)
 			timing = 1;
 			break;
 		case 'e':
-			return cmd_estimate(optarg);
+			return python_ready() ? cmd_estimate(optarg) : 2;
+		case 'E':
+			if (fib_engine_parse(optarg, &engine)) {
+				log_msg("--engine: '%s' is not c or python",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -214,6 +259,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (timing)
-		return cmd_time(argc - optind, argv + optind);
+		return python_ready() ? cmd_time(argc - optind, argv + optind)
+				      : 2;
 	return cmd_values(argc - optind, argv + optind);
 }

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/opt.h"
+#include "core/pyengine.h"
 #include "core/server.h"
 #include "core/stop.h"
 #include "core/version.h"
@@ -28,8 +29,12 @@ static const char usage_text[] =
 "                          port 0 picks a free port)\n"
 "  -a, --algo naive|fast   naive: the talk's exponential recursion (default)\n"
 "                          fast: exact for any n (GMP beyond fib(93))\n"
-"      --max-n N           largest n served (default 45 naive, 100000 fast;\n"
-"                          at most 93 naive, 10000000 fast)\n"
+"  -e, --engine c|python   c: compute in C (default)\n"
+"                          python: the same in an embedded CPython, under\n"
+"                          its real GIL (see docs/MODELS.md, the GIL)\n"
+"      --max-n N           largest n served (default 45 naive, 35 naive in\n"
+"                          python, 100000 fast; at most 93 naive,\n"
+"                          10000000 fast)\n"
 "      --max-line BYTES    longest request line (default 1024); with\n"
 "                          --framing read, the most bytes one read takes\n"
 "      --framing line|read line: a request is a line ending in newline\n"
@@ -79,6 +84,7 @@ static const struct option long_opts[] = {
     {"model", required_argument, NULL, 'm'},
     {"listen", required_argument, NULL, 'l'},
     {"algo", required_argument, NULL, 'a'},
+    {"engine", required_argument, NULL, 'e'},
     {"max-n", required_argument, NULL, OPT_MAX_N},
     {"max-line", required_argument, NULL, OPT_MAX_LINE},
     {"framing", required_argument, NULL, OPT_FRAMING},
@@ -119,6 +125,11 @@ static int apply_opt(int c, const char *arg, struct server_cfg *cfg,
 		err = fib_algo_parse(arg, &cfg->limits.algo);
 		if (err)
 			log_msg("--algo: '%s' is not naive or fast", arg);
+		break;
+	case 'e':
+		err = fib_engine_parse(arg, &cfg->limits.engine);
+		if (err)
+			log_msg("--engine: '%s' is not c or python", arg);
 		break;
 	case OPT_MAX_N:
 		err = opt_uint("--max-n", arg, 0, FIB_FAST_LIMIT_N, max_n);
@@ -172,9 +183,18 @@ static int finish_limits(struct server_cfg *cfg, uint64_t max_n, int given)
 {
 	struct proto_limits *lim = &cfg->limits;
 
-	if (!given)
-		max_n = lim->algo == FIB_FAST ? FIB_FAST_DEFAULT_MAX_N
-					      : FIB_NAIVE_DEFAULT_MAX_N;
+	if (lim->engine == FIB_ENGINE_PYTHON && !pyengine_available()) {
+		log_msg("--engine python: this fibd was built without the "
+			"python engine (no libpython3-dev at build time); "
+			"install it (scripts/deps does) and rebuild: make");
+		return -1;
+	}
+	if (!given && lim->algo == FIB_FAST)
+		max_n = FIB_FAST_DEFAULT_MAX_N;
+	else if (!given)
+		max_n = lim->engine == FIB_ENGINE_PYTHON
+			    ? FIB_PYTHON_NAIVE_DEFAULT_MAX_N
+			    : FIB_NAIVE_DEFAULT_MAX_N;
 	if (lim->algo == FIB_NAIVE && max_n > FIB_U64_MAX_N) {
 		log_msg("--max-n: naive fib is exact only up to %d "
 			"(use --algo fast for more)",
@@ -212,7 +232,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], MODEL_CHILD_ARG) == 0)
 		return model_child_main(argc - 2, argv + 2);
 	server_cfg_default(&cfg);
-	while ((c = getopt_long(argc, argv, "m:l:a:w:hV", long_opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "m:l:a:e:w:hV", long_opts, NULL)) !=
 	       -1) {
 		max_n_given |= c == OPT_MAX_N;
 		rc = apply_opt(c, optarg, &cfg, &max_n);

@@ -5,6 +5,9 @@
 set -u
 B=${1:-build}
 export FIBD_BUILD="$B"
+# SAN=1: CPython's allocations at exit are not fibd's leaks (tests/lsan.supp).
+LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 passed=0 failed=0 broken=""
 for t in "$B"/tests/test_*; do
 	[ -x "$t" ] || continue

@@ -120,7 +120,13 @@ static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
 {
 	const struct evconn_cfg *cfg = c->cfg;
 
-	if (st != PROTO_OK || !cfg->pool || n <= cfg->inline_free_n)
+	if (st != PROTO_OK || !cfg->pool)
+		return true;
+	/* A loop that took the GIL would stall behind every fib in the pool:
+	 * with the python engine, every fib goes to the pool (MODELS.md). */
+	if (cfg->lim->engine == FIB_ENGINE_PYTHON)
+		return false;
+	if (n <= cfg->inline_free_n)
 		return true;
 	if (n > cfg->inline_max_n || !c->budget)
 		return false;

@@ -20,6 +20,22 @@ int fib_algo_parse(const char *name, enum fib_algo *algo)
 	return 0;
 }
 
+const char *fib_engine_name(enum fib_engine engine)
+{
+	return engine == FIB_ENGINE_PYTHON ? "python" : "c";
+}
+
+int fib_engine_parse(const char *name, enum fib_engine *engine)
+{
+	if (strcmp(name, "c") == 0)
+		*engine = FIB_ENGINE_C;
+	else if (strcmp(name, "python") == 0)
+		*engine = FIB_ENGINE_PYTHON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 /*
  * The talk's fib. The empty asm makes n opaque to the optimiser at every
  * level, so the compiler can neither memoise the recursion nor turn it into

@@ -26,9 +26,29 @@ enum fib_algo {
 	FIB_FAST,  /* exact, O(n) words of work, any n */
 };
 
+/*
+ * Who runs the algorithm, chosen per server with --engine:
+ *
+ *   c       this file's C code (the default).
+ *   python  the same algorithms written in Python, run by an embedded
+ *           CPython under its real GIL (src/core/pyengine.h).
+ */
+enum fib_engine {
+	FIB_ENGINE_C, /* zero: a zeroed struct proto_limits computes in C */
+	FIB_ENGINE_PYTHON,
+};
+
+/* "c" or "python". */
+const char *fib_engine_name(enum fib_engine engine);
+
+/* Parses "c" or "python". Returns 0, or -EINVAL for anything else. */
+int fib_engine_parse(const char *name, enum fib_engine *engine);
+
 /* Default --max-n per algorithm: naive fib(45) is about 1.5 s of CPU here. */
 #define FIB_NAIVE_DEFAULT_MAX_N 45
 #define FIB_FAST_DEFAULT_MAX_N	100000
+/* The same 1-2 s of CPU for naive fib in CPython 3.11 is fib(35) (1.9 s). */
+#define FIB_PYTHON_NAIVE_DEFAULT_MAX_N 35
 /* The hard ceiling for --max-n with --algo fast: fib(10^7) has 2.1e6 digits. */
 #define FIB_FAST_LIMIT_N 10000000
 

@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyengine.h"
+
 void proto_limits_default(struct proto_limits *lim)
 {
 	lim->algo = FIB_NAIVE;
+	lim->engine = FIB_ENGINE_C;
 	lim->max_n = FIB_NAIVE_DEFAULT_MAX_N;
 	lim->max_line = PROTO_DEFAULT_MAX_LINE;
 	lim->framing = PROTO_FRAMING_LINE;
@@ -176,6 +179,11 @@ void proto_compute(const struct proto_limits *lim, uint64_t n, struct reply *r)
 	char *out = r->inline_buf;
 	long len;
 
+	if (lim->engine == FIB_ENGINE_PYTHON) {
+		if (pyengine_fib(lim->algo, n, r) < 0)
+			proto_error_reply(lim, PROTO_INTERNAL, r);
+		return;
+	}
 	if (cap > sizeof(r->inline_buf)) {
 		out = malloc(cap);
 		if (!out) {

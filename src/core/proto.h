@@ -43,14 +43,15 @@ enum proto_framing {
 
 /* What a server accepts; fixed for the server's life. */
 struct proto_limits {
-	enum fib_algo algo; /* how fib is computed */
-	uint64_t max_n;	    /* larger n get "ERR n too large (max M)" */
-	size_t max_line;    /* line: longer lines get "ERR line too long", then
-			       close; read: the most bytes one read asks for */
+	enum fib_algo algo;	/* how fib is computed */
+	enum fib_engine engine; /* in C or in Python (core/pyengine.h) */
+	uint64_t max_n;		/* larger n get "ERR n too large (max M)" */
+	size_t max_line;	/* line: longer lines get "ERR line too long", then
+				   close; read: the most bytes one read asks for */
 	enum proto_framing framing;
 };
 
-/* Fills in the defaults: naive, max_n 45, max_line 1024, line framing. */
+/* Fills in the defaults: naive in C, max_n 45, max_line 1024, line framing. */
 void proto_limits_default(struct proto_limits *lim);
 
 /* "line" or "read" into *f. Returns 0, or -EINVAL for anything else. */
@@ -131,8 +132,10 @@ void proto_error_reply(const struct proto_limits *lim, enum proto_status status,
 
 /*
  * Computes fib(n), which proto_parse() accepted, into r. This is the work a
- * model may hand to another thread or process. Never fails: running out of
- * memory gives the PROTO_INTERNAL error line.
+ * model may hand to another thread or process. lim->engine picks C or the
+ * embedded CPython (which takes the GIL for the call, from any thread).
+ * Never fails: running out of memory, or a python engine that cannot run,
+ * gives the PROTO_INTERNAL error line.
  */
 void proto_compute(const struct proto_limits *lim, uint64_t n, struct reply *r);
 

@@ -36,9 +36,11 @@ void server_announce(const struct server_cfg *cfg, int port)
 {
 	int v6 = strchr(cfg->host, ':') != NULL;
 
-	log_msg("listening on %s%s%s:%d (model %s, algo %s)", v6 ? "[" : "",
+	bool py = cfg->limits.engine == FIB_ENGINE_PYTHON;
+
+	log_msg("listening on %s%s%s:%d (model %s, algo %s%s)", v6 ? "[" : "",
 		cfg->host, v6 ? "]" : "", port, cfg->model_name,
-		fib_algo_name(cfg->limits.algo));
+		fib_algo_name(cfg->limits.algo), py ? ", engine python" : "");
 }
 
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)

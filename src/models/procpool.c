@@ -18,13 +18,14 @@
  * Frames are in host byte order: both ends are the same binary.
  *
  * Workers start from a clean image: each is our own binary exec'd as
- * "fibd --child procpool ALGO MAX_N" with its socket on fd 3, so spawning
- * one from the threaded server (posix_spawn, a vfork and an exec) never
- * runs malloc in a copy of a threaded process. The binary is a descriptor
- * opened on /proc/self/exe at start and exec'd as /proc/self/fd/N: a worker
- * respawned after the file was replaced (an upgrade) still runs the
- * server's own image, and valgrind, whose /proc/self/exe is itself, can
- * follow it (it hands out the client's binary for that open).
+ * "fibd --child procpool ALGO MAX_N ENGINE" with its socket on fd 3, so
+ * spawning one from the threaded server (posix_spawn, a vfork and an exec)
+ * never runs malloc in a copy of a threaded process. The binary is a
+ * descriptor opened on /proc/self/exe at start and exec'd as
+ * /proc/self/fd/N: a worker respawned after the file was replaced (an
+ * upgrade) still runs the server's own image, and valgrind, whose
+ * /proc/self/exe is itself, can follow it (it hands out the client's
+ * binary for that open).
  *
  * A worker that dies (kill -9) costs the request it was computing an
  * "ERR internal error"; the keeper thread, which sees every exit through a
@@ -56,6 +57,7 @@
 
 #include "../core/log.h"
 #include "../core/opt.h"
+#include "../core/pyengine.h"
 #include "../core/serve.h"
 #include "../core/threadsrv.h"
 #include "model.h"
@@ -105,19 +107,23 @@ static int child_send(int fd, const struct reply *r)
 	return err ? err : net_write_all(fd, r->text, r->len);
 }
 
-/* argv: procpool ALGO MAX_N. */
+/* argv: procpool ALGO MAX_N ENGINE. */
 static int child_limits(int argc, char **argv, struct proto_limits *lim)
 {
 	proto_limits_default(lim);
-	if (argc != 3 || fib_algo_parse(argv[1], &lim->algo))
+	if (argc != 4 || fib_algo_parse(argv[1], &lim->algo) ||
+	    fib_engine_parse(argv[3], &lim->engine))
 		return -EINVAL;
 	return opt_uint("max_n", argv[2], 0, FIB_FAST_LIMIT_N, &lim->max_n);
 }
 
 /*
- * fibd --child procpool ALGO MAX_N: answers u64 n with a reply frame until
- * the server closes the socket. The server owns its lifetime, so SIGINT
- * and SIGTERM sent to the whole group do not cut short a request in flight.
+ * fibd --child procpool ALGO MAX_N ENGINE: answers u64 n with a reply
+ * frame until the server closes the socket. The server owns its lifetime,
+ * so SIGINT and SIGTERM sent to the whole group do not cut short a request
+ * in flight. With the python engine each worker is a process with its own
+ * interpreter and its own GIL, started before the first request: this is
+ * how the talk's multiprocess_server escapes the GIL.
  */
 static int procpool_child(int argc, char **argv)
 {
@@ -134,6 +140,9 @@ static int procpool_child(int argc, char **argv)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before the first request, which would otherwise pay for it. */
+	if (lim.engine == FIB_ENGINE_PYTHON && pyengine_init() < 0)
+		return 1; /* logged; the keeper respawns it */
 	while (!err && pool_read(PROCPOOL_FD, &n, sizeof(n), sizeof(n)) > 0) {
 		if (n > lim.max_n) /* the server checked; never trust a frame */
 			proto_error_reply(&lim, PROTO_TOO_LARGE, &r);
@@ -184,7 +193,8 @@ static int pool_spawn(struct pool *p, struct pool_worker *w)
 	char max_n[24];
 	char *argv[] = {"fibd",	    MODEL_CHILD_ARG,
 			"procpool", (char *)fib_algo_name(p->lim.algo),
-			max_n,	    NULL};
+			max_n,	    (char *)fib_engine_name(p->lim.engine),
+			NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none;

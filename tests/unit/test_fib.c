@@ -117,11 +117,23 @@ static void test_algo_names(void)
 	T_CHECK(strcmp(fib_algo_name(FIB_FAST), "fast") == 0);
 }
 
+static void test_engine_names(void)
+{
+	enum fib_engine e;
+
+	T_CHECK(fib_engine_parse("c", &e) == 0 && e == FIB_ENGINE_C);
+	T_CHECK(fib_engine_parse("python", &e) == 0 && e == FIB_ENGINE_PYTHON);
+	T_CHECK(fib_engine_parse("Python", &e) < 0);
+	T_CHECK(strcmp(fib_engine_name(FIB_ENGINE_PYTHON), "python") == 0);
+	T_CHECK(strcmp(fib_engine_name(FIB_ENGINE_C), "c") == 0);
+}
+
 int main(void)
 {
 	T_RUN(test_u64_range, 60);
 	T_RUN(test_big, 60);
 	T_RUN(test_errors, 10);
 	T_RUN(test_algo_names, 10);
+	T_RUN(test_engine_names, 10);
 	return t_done("test_fib");
 }
