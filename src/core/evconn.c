@@ -16,6 +16,7 @@ void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 {
 	cfg->lim = lim;
 	cfg->pool = pool;
+	cfg->cq = NULL;
 	bool naive = lim->algo == FIB_NAIVE;
 
 	cfg->inline_max_n =
@@ -139,6 +140,7 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n)
 	s->lim = cfg->lim;
 	s->n = n;
 	s->job.run = evconn_slot_run;
+	s->job.cq = cfg->cq;
 	c->njobs++;
 	tpool_submit(cfg->pool, &s->job);
 }

@@ -71,6 +71,7 @@
 struct evconn_cfg {
 	const struct proto_limits *lim;
 	struct tpool *pool;	/* NULL: compute everything inline */
+	struct tpool_cq *cq;	/* where its jobs come back; NULL: the pool's */
 	uint64_t inline_max_n;	/* n above this go to the pool */
 	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
 	unsigned jobs_max;	/* pool jobs in flight per connection */

@@ -26,7 +26,7 @@ static void *shard_main(void *arg)
 
 /* Opens every listener and loop; nothing runs yet. Returns 0 or -errno. */
 static int shards_setup(const struct server_cfg *cfg, struct shard *shards,
-			unsigned n, atomic_uint *nopen)
+			unsigned n, atomic_uint *nopen, void *ctx)
 {
 	const struct shard_ops *ops = shards[0].ops;
 	unsigned i;
@@ -39,7 +39,7 @@ static int shards_setup(const struct server_cfg *cfg, struct shard *shards,
 			break;
 		}
 		shards[i].port = (uint16_t)net_local_port(lfd);
-		err = ops->init(shards[i].loop, cfg, lfd, nopen);
+		err = ops->init(shards[i].loop, cfg, lfd, nopen, ctx);
 		if (err)
 			break;
 	}
@@ -72,7 +72,8 @@ static unsigned shards_start(struct shard *shards, unsigned n)
 	return started;
 }
 
-int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops)
+int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops,
+	       void *ctx)
 {
 	unsigned n = server_workers(cfg), started;
 	struct shard *shards;
@@ -89,7 +90,7 @@ int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops)
 	for (unsigned i = 0; i < n; i++)
 		shards[i] =
 		    (struct shard){.ops = ops, .loop = loops + i * ops->size};
-	err = shards_setup(cfg, shards, n, &nopen);
+	err = shards_setup(cfg, shards, n, &nopen, ctx);
 	if (err)
 		goto out_free;
 	for (unsigned i = 0; i < (cfg->ports ? n : 1); i++)

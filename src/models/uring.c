@@ -35,8 +35,9 @@
 #include "model.h"
 
 static int uring_init(void *loop, const struct server_cfg *cfg, int lfd,
-		      atomic_uint *nopen)
+		      atomic_uint *nopen, void *ctx)
 {
+	(void)ctx;
 	return uloop_init(loop, cfg, lfd, nopen);
 }
 
@@ -60,7 +61,7 @@ static const struct shard_ops uring_shard_ops = {
 
 static int uring_run(const struct server_cfg *cfg)
 {
-	return shards_run(cfg, &uring_shard_ops);
+	return shards_run(cfg, &uring_shard_ops, NULL);
 }
 
 const struct model model_uring = {
