@@ -145,7 +145,7 @@ static void evloop_conn_event(struct evloop *l, struct evconn *c, unsigned ev)
 	evloop_settle(l, c);
 }
 
-/* The pool's eventfd: every finished job fills its slot, in any order. */
+/* The completion pipe: every finished job fills its slot, in any order. */
 static void evloop_reap(struct evloop *l)
 {
 	struct tpool_job *job = tpool_cq_reap(l->cq), *next;
@@ -289,7 +289,7 @@ int evloop_init(struct evloop *l, const struct server_cfg *cfg, int lfd,
 	err =
 	    evloop_watch(l, EPOLL_CTL_ADD, lfd, EPOLLIN, &evloop_tag_listener);
 	if (!err && pool)
-		err = evloop_watch(l, EPOLL_CTL_ADD, tpool_cq_eventfd(l->cq),
+		err = evloop_watch(l, EPOLL_CTL_ADD, tpool_cq_fd(l->cq),
 				   EPOLLIN, &evloop_tag_pool);
 	if (!err)
 		err = evloop_watch(l, EPOLL_CTL_ADD, stop_eventfd(), EPOLLIN,

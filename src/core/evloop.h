@@ -4,7 +4,7 @@
  *
  * The loop owns a non-blocking listener, the epoll set, the connections and
  * their timeouts (--idle-timeout, and the polite close after an error). With
- * a worker pool, expensive requests go to it and the eventfd of the loop's
+ * a worker pool, expensive requests go to it and the pipe of the loop's
  * own completion queue wakes the loop (async; reactor, whose loops share
  * one pool); without one every request is computed on the loop. A stop
  * (stop_eventfd()) closes the listener, shuts every connection's read side,

@@ -3,10 +3,9 @@
  *
  * The loop hands a job to tpool_submit(); some worker runs job->run() and
  * puts the job on a completion queue. The first job to land on an empty
- * queue makes its eventfd readable: that is how the loop learns work is
- * done, without ever blocking on the pool (the talk's socketpair trick, with
- * one descriptor and no bytes to parse). The loop then takes every finished
- * job at once with tpool_reap().
+ * queue writes a byte to the queue's pipe: that is how the loop learns work
+ * is done, without ever blocking on the pool (the talk's socketpair trick).
+ * The loop then takes every finished job at once with tpool_reap().
  *
  * Several loops may share one pool (the reactor's shards do): each makes a
  * completion queue of its own with tpool_cq_create() and names it in every
@@ -14,8 +13,16 @@
  *
  * Jobs are intrusive: embed struct tpool_job in your own struct and recover
  * it with container_of-style arithmetic. The pool never allocates per job.
- * The queue is a plain mutex and condition variable: a job costs one lock
- * and, when a worker sleeps, one futex wake. Jobs run in submission order.
+ * The queue is a plain mutex; an idle worker sleeps on a pipe of its own,
+ * and a submit that finds one rings it. A job costs one lock and, when a
+ * worker sleeps, one pipe write. Jobs run in submission order.
+ *
+ * Why pipes: a pipe (or socket) write is a "sync" wake-up, which tells the
+ * kernel that the waker is about to sleep, so the woken thread is placed on
+ * the waker's CPU. A worker that finished is about to sleep, and so is the
+ * loop after it submitted. An eventfd or futex wake-up is not sync: the
+ * woken thread goes back to its previous CPU, and on 2 cores that is often
+ * behind the other worker's fib(30) for the rest of its time slice.
  */
 #ifndef FIBD_CORE_TPOOL_H
 #define FIBD_CORE_TPOOL_H
@@ -35,12 +42,15 @@ struct tpool *tpool_create(unsigned nthreads);
 /* Queues job; a worker will run it. Never fails, never blocks for long. */
 void tpool_submit(struct tpool *p, struct tpool_job *job);
 
-/* Readable when finished jobs are waiting for tpool_reap(). Never read it. */
+/*
+ * Readable when finished jobs are waiting for tpool_reap() (a pipe's read
+ * end, named for the eventfd it once was). Never read it.
+ */
 int tpool_eventfd(const struct tpool *p);
 
 /*
  * Takes every finished job, as a list linked by ->next in completion order,
- * or NULL. Clears the eventfd. Call from the one thread that owns the loop.
+ * or NULL. Clears the descriptor. Call from the one thread that owns the loop.
  */
 struct tpool_job *tpool_reap(struct tpool *p);
 
@@ -51,7 +61,7 @@ struct tpool_job *tpool_reap(struct tpool *p);
 struct tpool_cq *tpool_cq_create(void);
 
 /* As tpool_eventfd() and tpool_reap(), for the jobs that name q. */
-int tpool_cq_eventfd(const struct tpool_cq *q);
+int tpool_cq_fd(const struct tpool_cq *q);
 struct tpool_job *tpool_cq_reap(struct tpool_cq *q);
 
 /* Frees q; no job naming it may still be in the pool. */
