@@ -182,12 +182,6 @@ static bool evconn_parse(struct evconn *c)
 	}
 }
 
-bool evconn_take(struct evconn *c)
-{
-	c->budget = EVCONN_INLINE_BUDGET;
-	return evconn_parse(c);
-}
-
 /* Moves finished replies from the head of the FIFO to the output. */
 static void evconn_pack(struct evconn *c)
 {
@@ -207,6 +201,16 @@ static void evconn_pack(struct evconn *c)
 		reply_release(&s->r);
 		free(s);
 	}
+}
+
+bool evconn_take(struct evconn *c)
+{
+	bool capped;
+
+	c->budget = EVCONN_INLINE_BUDGET;
+	capped = evconn_parse(c);
+	evconn_pack(c);
+	return capped;
 }
 
 /* Writes until the output is empty or the socket is full. 0 or -errno. */
@@ -314,7 +318,7 @@ void evconn_on_writable(struct evconn *c)
 		evconn_advance(c);
 }
 
-struct evconn *evconn_job_done(struct tpool_job *job)
+struct evconn *evconn_job_ready(struct tpool_job *job)
 {
 	struct evconn_slot *s = (struct evconn_slot *)job;
 	struct evconn *c = s->conn;
@@ -327,6 +331,14 @@ struct evconn *evconn_job_done(struct tpool_job *job)
 	}
 	s->ready = true;
 	c->held += s->r.len;
+	evconn_pack(c);
+	return c;
+}
+
+struct evconn *evconn_job_done(struct tpool_job *job)
+{
+	struct evconn *c = evconn_job_ready(job);
+
 	if (evconn_answering(c))
 		evconn_advance(c);
 	return c;

@@ -30,15 +30,17 @@
  * request stalls every connection it owns; rings share nothing but the
  * connection count for --max-conns.
  */
+#include <errno.h>
+
+#include "../core/tpool.h"
 #include "../core/uloop.h"
 #include "../core/shards.h"
 #include "model.h"
 
 static int uring_init(void *loop, const struct server_cfg *cfg, int lfd,
-		      atomic_uint *nopen, void *ctx)
+		      atomic_uint *nopen, void *pool)
 {
-	(void)ctx;
-	return uloop_init(loop, cfg, lfd, nopen);
+	return uloop_init(loop, cfg, lfd, pool, server_workers(cfg), nopen);
 }
 
 static void uring_loop_run(void *loop)
@@ -61,7 +63,14 @@ static const struct shard_ops uring_shard_ops = {
 
 static int uring_run(const struct server_cfg *cfg)
 {
-	return shards_run(cfg, &uring_shard_ops, NULL);
+	struct tpool *pool = tpool_create(server_workers(cfg));
+	int err;
+
+	if (!pool)
+		return -errno;
+	err = shards_run(cfg, &uring_shard_ops, pool);
+	tpool_destroy(pool);
+	return err;
 }
 
 const struct model model_uring = {

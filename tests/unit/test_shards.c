@@ -16,7 +16,7 @@
 #include "../t.h"
 
 /* The sharded models whose loops hand expensive requests to a pool. */
-static const char *const offloading[] = {"reactor", NULL};
+static const char *const offloading[] = {"reactor", "uring", NULL};
 
 static const char *cur;
 static char buf[4096];
