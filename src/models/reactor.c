@@ -15,11 +15,11 @@
  * itself, and computes the cheap ones (EVCONN_INLINE_*_MAX_N) on the spot,
  * with no wake-up and no hand-off at all; N loops use N cores. Loops share
  * nothing but the connection count for --max-conns, and one pool of N
- * threads for the expensive requests:
+ * threads for the expensive requests (src/core/shards.c starts it):
  *
  *	loop 0 --fib(35)--> +----------- pool -----------+ --> loop 0's queue
  *	loop 1 --fib(40)--> | N threads, one job queue  | --> loop 1's queue
- *	                    +----------------------------+  (an eventfd each)
+ *	                    +----------------------------+  (a pipe each)
  *
  * Without the pool a loop computing fib(35) stalled every connection it
  * owns, even while another loop idled: the price `many` pays, and on one
@@ -28,15 +28,12 @@
  * back to the loop that owns its connection and loops still share no
  * connection state.
  */
-#include <errno.h>
-
 #include "../core/evloop.h"
 #include "../core/shards.h"
-#include "../core/tpool.h"
 #include "model.h"
 
 static int reactor_init(void *loop, const struct server_cfg *cfg, int lfd,
-			atomic_uint *nopen, void *pool)
+			struct tpool *pool, atomic_uint *nopen)
 {
 	return evloop_init(loop, cfg, lfd, pool, server_workers(cfg), nopen);
 }
@@ -61,14 +58,7 @@ static const struct shard_ops reactor_shard_ops = {
 
 static int reactor_run(const struct server_cfg *cfg)
 {
-	struct tpool *pool = tpool_create(server_workers(cfg));
-	int err;
-
-	if (!pool)
-		return -errno;
-	err = shards_run(cfg, &reactor_shard_ops, pool);
-	tpool_destroy(pool);
-	return err;
+	return shards_run(cfg, &reactor_shard_ops);
 }
 
 const struct model model_reactor = {
