@@ -2,11 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <unistd.h>
 
 /*
@@ -19,6 +19,7 @@
 struct tpool_bell {
 	int r, w;
 };
+
 /* A singly linked FIFO of jobs. */
 struct tpool_list {
 	struct tpool_job *head, *tail;

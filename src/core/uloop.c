@@ -106,7 +106,7 @@ static void uloop_arm_stop(struct uloop *l)
 	uconn_sqe_tag(sqe, l, UCONN_OP_STOP);
 }
 
-/* Multishot: one poll SQE reports every ring of the pool's bell. */
+/* Multishot: one poll SQE reports every byte on the completion pipe. */
 static void uloop_arm_pool(struct uloop *l)
 {
 	struct io_uring_sqe *sqe = uconn_sqe(&l->ur);
@@ -336,9 +336,9 @@ void uloop_destroy(struct uloop *l)
 	/* Cancels and reaps whatever is still in flight (an aborted loop). */
 	io_uring_queue_exit(&l->ur.ring);
 	uconn_free_all(&l->ur);
+	/* After a stop every connection is gone, so no job is in the pool. */
 	if (l->cq)
-		tpool_cq_destroy(
-		    l->cq); /* after a stop no job is in the pool */
+		tpool_cq_destroy(l->cq);
 	uloop_bufs_destroy(l);
 	if (l->acc.lfd >= 0)
 		evaccept_close(&l->acc);
