@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,12 +9,12 @@
 #include <unistd.h>
 
 /*
- * Every hand-off is a byte on a pipe, never an eventfd or a condition
- * variable (see tpool.h): perf sched showed the loop, woken by an eventfd,
- * waiting 0.9 ms behind the other worker while the waker's CPU went idle.
+ * A completion is a byte on a pipe, not an eventfd (see tpool.h): perf
+ * sched showed the loop, woken by an eventfd, waiting 0.9 ms behind the
+ * other worker while the waker's CPU went idle.
  */
 
-/* A pipe: r is what the sleeper waits on, w what the waker writes. */
+/* A pipe: r is what the loop polls, w what a worker writes. */
 struct tpool_bell {
 	int r, w;
 };
@@ -31,24 +30,16 @@ struct tpool_cq {
 	struct tpool_bell bell; /* readable while done may be non-empty */
 };
 
-/* One worker thread, and the bell it sleeps on when there is no job. */
-struct tpool_worker {
-	pthread_t thread;
-	struct tpool *pool;
-	struct tpool_bell bell;
-	struct tpool_worker *next_idle;
-};
-
 struct tpool {
-	pthread_mutex_t lock;	   /* guards todo, idle and stopping */
-	struct tpool_list todo;	   /* submitted, not yet run */
-	struct tpool_worker *idle; /* asleep on their bells, last in first */
-	bool stopping;		   /* tpool_destroy() was called */
+	pthread_mutex_t lock;	/* guards todo and stopping */
+	pthread_cond_t more;	/* signalled when todo gains a job */
+	struct tpool_list todo; /* submitted, not yet run */
+	bool stopping;		/* tpool_destroy() was called */
 
 	struct tpool_cq cq; /* for jobs that name no queue */
 
 	unsigned nthreads; /* started */
-	struct tpool_worker workers[];
+	pthread_t threads[];
 };
 
 static int tpool_bell_open(struct tpool_bell *b)
@@ -84,16 +75,6 @@ static void tpool_bell_clear(struct tpool_bell *b)
 
 	while (read(b->r, sink, sizeof(sink)) == (ssize_t)sizeof(sink))
 		;
-}
-
-/* Sleeps until the bell rings (and takes the ring). */
-static void tpool_bell_wait(struct tpool_bell *b)
-{
-	struct pollfd pfd = {.fd = b->r, .events = POLLIN};
-
-	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
-		;
-	tpool_bell_clear(b);
 }
 
 static void tpool_list_push(struct tpool_list *l, struct tpool_job *job)
@@ -136,35 +117,22 @@ static void tpool_finish(struct tpool_cq *q, struct tpool_job *job)
 		tpool_bell_ring(&q->bell);
 }
 
-/* The next job, sleeping for one; NULL once stopping with none left. */
-static struct tpool_job *tpool_next(struct tpool_worker *w)
+static void *tpool_worker(void *arg)
 {
-	struct tpool *p = w->pool;
+	struct tpool *p = arg;
 	struct tpool_job *job;
 
-	pthread_mutex_lock(&p->lock);
-	while (!(job = tpool_list_pop(&p->todo)) && !p->stopping) {
-		/* The submitter that pops us off the idle list rings us. */
-		w->next_idle = p->idle;
-		p->idle = w;
-		pthread_mutex_unlock(&p->lock);
-		tpool_bell_wait(&w->bell);
+	for (;;) {
 		pthread_mutex_lock(&p->lock);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return job;
-}
-
-static void *tpool_worker_main(void *arg)
-{
-	struct tpool_worker *w = arg;
-	struct tpool_job *job;
-
-	while ((job = tpool_next(w))) {
+		while (!p->todo.head && !p->stopping)
+			pthread_cond_wait(&p->more, &p->lock);
+		job = tpool_list_pop(&p->todo);
+		pthread_mutex_unlock(&p->lock);
+		if (!job)
+			return NULL; /* stopping, and nothing left to run */
 		job->run(job);
-		tpool_finish(job->cq ? job->cq : &w->pool->cq, job);
+		tpool_finish(job->cq ? job->cq : &p->cq, job);
 	}
-	return NULL;
 }
 
 /* An empty queue. Returns 0 or -errno. */
@@ -224,25 +192,9 @@ struct tpool_job *tpool_cq_reap(struct tpool_cq *q)
 	return jobs;
 }
 
-/* Starts worker w. Returns 0 or -errno. */
-static int tpool_start(struct tpool *p, struct tpool_worker *w)
-{
-	int err;
-
-	w->pool = p;
-	err = tpool_bell_open(&w->bell);
-	if (err)
-		return err;
-	err = -pthread_create(&w->thread, NULL, tpool_worker_main, w);
-	if (err)
-		tpool_bell_close(&w->bell);
-	return err;
-}
-
 struct tpool *tpool_create(unsigned nthreads)
 {
-	struct tpool *p =
-	    calloc(1, sizeof(*p) + nthreads * sizeof(p->workers[0]));
+	struct tpool *p = calloc(1, sizeof(*p) + nthreads * sizeof(pthread_t));
 	int err;
 
 	if (!p)
@@ -254,8 +206,10 @@ struct tpool *tpool_create(unsigned nthreads)
 		return NULL;
 	}
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->more, NULL);
 	for (; p->nthreads < nthreads; p->nthreads++) {
-		err = tpool_start(p, &p->workers[p->nthreads]);
+		err = pthread_create(&p->threads[p->nthreads], NULL,
+				     tpool_worker, p);
 		if (err)
 			goto out_destroy;
 	}
@@ -263,22 +217,16 @@ struct tpool *tpool_create(unsigned nthreads)
 
 out_destroy:
 	tpool_destroy(p);
-	errno = -err;
+	errno = err;
 	return NULL;
 }
 
 void tpool_submit(struct tpool *p, struct tpool_job *job)
 {
-	struct tpool_worker *w;
-
 	pthread_mutex_lock(&p->lock);
 	tpool_list_push(&p->todo, job);
-	w = p->idle;
-	if (w)
-		p->idle = w->next_idle;
+	pthread_cond_signal(&p->more);
 	pthread_mutex_unlock(&p->lock);
-	if (w)
-		tpool_bell_ring(&w->bell);
 }
 
 int tpool_eventfd(const struct tpool *p)
@@ -293,20 +241,14 @@ struct tpool_job *tpool_reap(struct tpool *p)
 
 void tpool_destroy(struct tpool *p)
 {
-	struct tpool_worker *w;
-
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
-	w = p->idle;
-	p->idle = NULL;
+	pthread_cond_broadcast(&p->more);
 	pthread_mutex_unlock(&p->lock);
-	for (; w; w = w->next_idle)
-		tpool_bell_ring(&w->bell);
-	for (unsigned i = 0; i < p->nthreads; i++) {
-		pthread_join(p->workers[i].thread, NULL);
-		tpool_bell_close(&p->workers[i].bell);
-	}
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
 	tpool_cq_fini(&p->cq);
+	pthread_cond_destroy(&p->more);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

@@ -13,16 +13,16 @@
  *
  * Jobs are intrusive: embed struct tpool_job in your own struct and recover
  * it with container_of-style arithmetic. The pool never allocates per job.
- * The queue is a plain mutex; an idle worker sleeps on a pipe of its own,
- * and a submit that finds one rings it. A job costs one lock and, when a
- * worker sleeps, one pipe write. Jobs run in submission order.
+ * The queue is a plain mutex and condition variable: a job costs one lock
+ * and, when a worker sleeps, one futex wake. Jobs run in submission order.
  *
- * Why pipes: a pipe (or socket) write is a "sync" wake-up, which tells the
- * kernel that the waker is about to sleep, so the woken thread is placed on
- * the waker's CPU. A worker that finished is about to sleep, and so is the
- * loop after it submitted. An eventfd or futex wake-up is not sync: the
- * woken thread goes back to its previous CPU, and on 2 cores that is often
- * behind the other worker's fib(30) for the rest of its time slice.
+ * Why a pipe and not an eventfd for completions: a pipe (or socket) write
+ * is a "sync" wake-up, which tells the kernel the waker is about to sleep,
+ * so the woken loop is placed on the finishing worker's CPU. An eventfd
+ * wake-up is not sync: the loop goes back to its previous CPU, and on 2
+ * cores that is often behind the other worker's fib(30) for the rest of its
+ * time slice. (Waking the workers through pipes of their own as well was
+ * measured slower: the loop is not about to sleep when it submits.)
  */
 #ifndef FIBD_CORE_TPOOL_H
 #define FIBD_CORE_TPOOL_H
