@@ -2,8 +2,10 @@
 # The ThreadSanitizer run for CI: builds fibd and the threaded suites with
 # TSAN=1 (objects in build/tsan), then runs
 #   test_models and test_faults   against $FIBD_MODELS
-#                                 (default: thread,procpool,isolate,async,coro)
-#   test_procpool, test_async     when their model is in the list
+#                                 (default: thread,procpool,isolate,async,coro,
+#                                 reactor,uring)
+#   test_procpool, test_async,    when their model is in the list
+#   test_shards                   (reactor or uring)
 #   test_chan                     isolate's channel, threads on both ends
 #   test_metrics, test_http_models  the sharded counters, HTTP per model
 # Every process writes its TSan reports to files, so a report from a server
@@ -11,9 +13,9 @@
 # the run, as does any failed test. Ends with "N passed, M failed".
 #
 # coro is in the list: its runtime annotates every stack switch for TSan
-# (__tsan_switch_to_fiber, src/coro/san.h). The sharded and serial models
-# are left out: one thread each (many's processes, single) or loops that
-# share nothing (reactor, uring) leave TSan nothing to find.
+# (__tsan_switch_to_fiber, src/coro/san.h). So are reactor and uring, whose
+# loops share one worker pool (test_shards runs with them). many and
+# single are left out: one thread per process leaves TSan nothing to find.
 #
 # The python engine is left out (FIBD_ENGINES=c: test_models skips its
 # --engine python pass, and test_pyengine is not run): libpython is not
@@ -24,12 +26,13 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 B=build/tsan
-MODELS=${1:-${FIBD_MODELS:-thread,procpool,isolate,async,coro}}
+MODELS=${1:-${FIBD_MODELS:-thread,procpool,isolate,async,coro,reactor,uring}}
 on() { case ",$MODELS," in *",$1,"*) return 0 ;; esac; return 1; }
 
 tests="test_models test_faults test_chan test_metrics test_http_models"
 on procpool && tests="$tests test_procpool"
 on async && tests="$tests test_async"
+{ on reactor || on uring; } && tests="$tests test_shards"
 targets="$B/fibd"
 for t in $tests; do targets="$targets $B/tests/$t"; done
 # shellcheck disable=SC2086

@@ -13,6 +13,7 @@ void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 {
 	cfg->lim = lim;
 	cfg->pool = pool;
+	cfg->cq = NULL;
 	bool naive = lim->algo == FIB_NAIVE;
 
 	cfg->inline_max_n =
@@ -177,6 +178,7 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 	s->n = n;
 	s->t0 = metrics_job_begin();
 	s->job.run = evconn_slot_run;
+	s->job.cq = cfg->cq;
 	c->njobs++;
 	tpool_submit(cfg->pool, &s->job);
 }
@@ -315,16 +317,6 @@ static bool evconn_parse(struct evconn *c)
 	return evconn_parse_lines(c);
 }
 
-bool evconn_take(struct evconn *c)
-{
-	bool capped;
-
-	c->budget = EVCONN_INLINE_BUDGET;
-	capped = evconn_parse(c);
-	metrics_batch_flush(&c->cfg->mb);
-	return capped;
-}
-
 /* Moves finished replies from the head of the FIFO to the output. */
 static void evconn_pack(struct evconn *c)
 {
@@ -344,6 +336,17 @@ static void evconn_pack(struct evconn *c)
 		reply_release(&s->r);
 		free(s);
 	}
+}
+
+bool evconn_take(struct evconn *c)
+{
+	bool capped;
+
+	c->budget = EVCONN_INLINE_BUDGET;
+	capped = evconn_parse(c);
+	evconn_pack(c);
+	metrics_batch_flush(&c->cfg->mb);
+	return capped;
 }
 
 /* Writes until the output is empty or the socket is full. 0 or -errno. */
@@ -467,7 +470,7 @@ void evconn_on_writable(struct evconn *c)
 		evconn_advance(c);
 }
 
-struct evconn *evconn_job_done(struct tpool_job *job)
+struct evconn *evconn_job_ready(struct tpool_job *job)
 {
 	struct evconn_slot *s = (struct evconn_slot *)job;
 	struct evconn *c = s->conn;
@@ -482,6 +485,14 @@ struct evconn *evconn_job_done(struct tpool_job *job)
 	}
 	s->ready = true;
 	c->held += s->r.len;
+	evconn_pack(c);
+	return c;
+}
+
+struct evconn *evconn_job_done(struct tpool_job *job)
+{
+	struct evconn *c = evconn_job_ready(job);
+
 	if (evconn_answering(c))
 		evconn_advance(c);
 	return c;

@@ -79,6 +79,7 @@
 struct evconn_cfg {
 	const struct proto_limits *lim;
 	struct tpool *pool;	/* NULL: compute everything inline */
+	struct tpool_cq *cq;	/* where its jobs come back; NULL: the pool's */
 	uint64_t inline_max_n;	/* n above this go to the pool */
 	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
 	unsigned jobs_max;	/* pool jobs in flight per connection */
@@ -190,16 +191,19 @@ static inline bool evconn_is_dead(const struct evconn *c)
 
 /*
  * Without I/O, for a loop that moves the bytes itself (src/core/uconn.c,
- * through io_uring), and only without a pool: it appends what arrives to
- * c->in, lets evconn_take() answer what the caps allow into c->out, and
- * sends c->out its own way. evconn_take() returns true when a cap stopped
- * it with lines perhaps still buffered. Once the client's EOF has come and
- * evconn_take() left no whole line behind, evconn_eof() answers a last
- * partial line and moves OPEN to DRAINING.
+ * through io_uring): it appends what arrives to c->in, lets evconn_take()
+ * answer what the caps allow into c->out (and hand the rest to the pool),
+ * and sends c->out its own way. evconn_take() returns true when a cap
+ * stopped it with lines perhaps still buffered. Once the client's EOF has
+ * come and evconn_take() left no whole line behind, evconn_eof() answers a
+ * last partial line and moves OPEN to DRAINING. evconn_job_ready() is
+ * evconn_job_done() without the write: the finished replies that order
+ * allows move to c->out, for the loop to send.
  */
 bool evconn_can_take(const struct evconn *c);
 bool evconn_take(struct evconn *c);
 void evconn_eof(struct evconn *c);
+struct evconn *evconn_job_ready(struct tpool_job *job);
 
 /*
  * A timeout queue: connections ordered by deadline. Every member of one

@@ -146,10 +146,10 @@ static void evloop_conn_event(struct evloop *l, struct evconn *c, unsigned ev)
 	evloop_settle(l, c);
 }
 
-/* The pool's eventfd: every finished job fills its slot, in any order. */
+/* The completion pipe: every finished job fills its slot, in any order. */
 static void evloop_reap(struct evloop *l)
 {
-	struct tpool_job *job = tpool_reap(l->pool), *next;
+	struct tpool_job *job = tpool_cq_reap(l->cq), *next;
 	struct evconn *c;
 
 	for (; job; job = next) {
@@ -279,16 +279,27 @@ int evloop_init(struct evloop *l, const struct server_cfg *cfg, int lfd,
 		goto out_close_listener;
 	}
 	evconn_cfg_init(&l->ecfg, &cfg->limits, pool, workers);
+	if (pool) {
+		l->cq = tpool_cq_create();
+		if (!l->cq) {
+			err = -errno;
+			goto out_close_ep;
+		}
+		l->ecfg.cq = l->cq;
+	}
 	err =
 	    evloop_watch(l, EPOLL_CTL_ADD, lfd, EPOLLIN, &evloop_tag_listener);
 	if (!err && pool)
-		err = evloop_watch(l, EPOLL_CTL_ADD, tpool_eventfd(pool),
+		err = evloop_watch(l, EPOLL_CTL_ADD, tpool_cq_fd(l->cq),
 				   EPOLLIN, &evloop_tag_pool);
 	if (!err)
 		err = evloop_watch(l, EPOLL_CTL_ADD, stop_eventfd(), EPOLLIN,
 				   &evloop_tag_stop);
 	if (!err)
 		return 0;
+	if (l->cq)
+		tpool_cq_destroy(l->cq);
+out_close_ep:
 	close(l->ep);
 out_close_listener:
 	evaccept_close(&l->acc);
@@ -300,5 +311,7 @@ void evloop_destroy(struct evloop *l)
 	/* After a stop every connection is gone, so no job is in the pool. */
 	if (!l->stopping)
 		evaccept_close(&l->acc);
+	if (l->cq)
+		tpool_cq_destroy(l->cq);
 	close(l->ep);
 }

@@ -4,11 +4,11 @@
  *
  * The loop owns a non-blocking listener, the epoll set, the connections and
  * their timeouts (--idle-timeout, and the polite close after an error). With
- * a worker pool, expensive requests go to it and its eventfd wakes the loop
- * (async); without one every request is computed on the loop (reactor, one
- * loop per core). A stop (stop_eventfd()) closes the listener, shuts every
- * connection's read side, answers what was read, and ends evloop_run() once
- * every connection is gone.
+ * a worker pool, expensive requests go to it and the pipe of the loop's
+ * own completion queue wakes the loop (async; reactor, whose loops share
+ * one pool); without one every request is computed on the loop. A stop
+ * (stop_eventfd()) closes the listener, shuts every connection's read side,
+ * answers what was read, and ends evloop_run() once every connection is gone.
  *
  * Several loops may share one connection count (nopen) for --max-conns.
  */
@@ -36,6 +36,7 @@ struct evloop {
 	bool accept_paused;  /* out of descriptors: not watching it */
 	uint64_t accept_resume_ms;
 	struct tpool *pool;
+	struct tpool_cq *cq; /* the pool's jobs come back here */
 	struct evconn_cfg ecfg;
 	struct evconn_tq idle;	 /* open connections, by last progress */
 	struct evconn_tq linger; /* closing politely, by start of linger */
@@ -47,7 +48,8 @@ struct evloop {
 
 /*
  * Sets l up on listener lfd (non-blocking; the loop closes it). pool may be
- * NULL; workers sizes the per-connection job cap. nopen is the connection
+ * NULL, and may be shared with other loops; workers (the pool's threads)
+ * sizes the per-connection job cap. nopen is the connection
  * count shared by every loop of the server. Returns 0 or -errno (lfd is
  * then closed).
  */

@@ -26,7 +26,7 @@ static void *shard_main(void *arg)
 
 /* Opens every listener and loop; nothing runs yet. Returns 0 or -errno. */
 static int shards_setup(const struct server_cfg *cfg, struct shard *shards,
-			unsigned n, atomic_uint *nopen)
+			unsigned n, struct tpool *pool, atomic_uint *nopen)
 {
 	const struct shard_ops *ops = shards[0].ops;
 	unsigned i;
@@ -39,7 +39,7 @@ static int shards_setup(const struct server_cfg *cfg, struct shard *shards,
 			break;
 		}
 		shards[i].port = (uint16_t)net_local_port(lfd);
-		err = ops->init(shards[i].loop, cfg, lfd, nopen);
+		err = ops->init(shards[i].loop, cfg, lfd, pool, nopen);
 		if (err)
 			break;
 	}
@@ -76,12 +76,16 @@ int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops)
 {
 	unsigned n = server_workers(cfg), started;
 	struct shard *shards;
+	struct tpool *pool;
 	atomic_uint nopen = 0;
 	char *loops;
 	int err = -ENOMEM;
 
 	if (n > SHARDS_MAX)
 		n = SHARDS_MAX;
+	pool = tpool_create(server_workers(cfg));
+	if (!pool)
+		return -errno;
 	shards = calloc(n, sizeof(*shards));
 	loops = calloc(n, ops->size);
 	if (!shards || !loops)
@@ -89,7 +93,7 @@ int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops)
 	for (unsigned i = 0; i < n; i++)
 		shards[i] =
 		    (struct shard){.ops = ops, .loop = loops + i * ops->size};
-	err = shards_setup(cfg, shards, n, &nopen);
+	err = shards_setup(cfg, shards, n, pool, &nopen);
 	if (err)
 		goto out_free;
 	for (unsigned i = 0; i < (cfg->ports ? n : 1); i++)
@@ -100,5 +104,6 @@ int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops)
 out_free:
 	free(loops);
 	free(shards);
+	tpool_destroy(pool);
 	return err;
 }

@@ -34,11 +34,11 @@ void uconn_cancel(struct uconn_ring *r, void *ptr, enum uconn_op op)
 	uconn_sqe_tag(sqe, NULL, UCONN_OP_IGNORE);
 }
 
-/* Operations in flight: the struct must outlive them. */
+/* Operations or pool jobs in flight: the struct must outlive them. */
 static bool uconn_busy(const struct uconn *c)
 {
 	return c->recv == UCONN_RECV_ARMED ||
-	       c->recv == UCONN_RECV_CANCELLING || c->sending;
+	       c->recv == UCONN_RECV_CANCELLING || c->sending || c->ev.njobs;
 }
 
 static void uconn_free(struct uconn *c)
@@ -112,9 +112,11 @@ static void uconn_send(struct uconn *c)
 	c->sending = true;
 }
 
+/* Every reply is out: none in flight, waiting or still computing. */
 static bool uconn_flushed(const struct uconn *c)
 {
-	return !c->sending && !buf_used(&c->wire) && !buf_used(&c->ev.out);
+	return !c->sending && !buf_used(&c->wire) && !buf_used(&c->ev.out) &&
+	       !c->ev.head;
 }
 
 /*
@@ -281,6 +283,17 @@ void uconn_on_send(struct uconn *c, int res)
 	uconn_settle(c);
 }
 
+void uconn_on_jobs(struct tpool_job *jobs)
+{
+	struct tpool_job *next;
+
+	for (; jobs; jobs = next) {
+		next = jobs->next;
+		/* ev is the first member: the job's connection is the uconn. */
+		uconn_settle((struct uconn *)evconn_job_ready(jobs));
+	}
+}
+
 void uconn_stop_all(struct uconn_ring *r, unsigned grace_ms)
 {
 	uint64_t deadline = uconn_now_ms() + grace_ms;
@@ -302,6 +315,11 @@ static void uconn_expire_queue(struct evconn_tq *q, uint64_t now)
 	struct evconn *e;
 
 	while ((e = evconn_tq_expired(q, now))) {
+		if (e->njobs) {
+			/* Silent only because the pool computes for it. */
+			evconn_tq_touch(q, e, now);
+			continue;
+		}
 		evconn_abort(e);
 		uconn_settle((struct uconn *)e);
 	}

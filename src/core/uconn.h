@@ -18,6 +18,11 @@
  * kernel's socket buffer fills, and TCP tells the client to wait. The recv is
  * armed again once ev.in drains below the cap.
  *
+ * Compute. As on the epoll loops, requests above the inline threshold go
+ * to the pool (evconn's slots and jobs cap); the loop polls its completion
+ * queue's pipe with a multishot poll SQE and hands the finished jobs to
+ * uconn_on_jobs(), which queues their replies in order.
+ *
  * Output. Replies gather in ev.out while the send in flight owns wire; when
  * it completes, ev.out becomes wire and goes out in one send. So a
  * connection holds at most about UCONN_IN_MAX + max_line of input and
@@ -25,7 +30,8 @@
  *
  * Lifetime. A connection that is done is closed at once (its fd, its
  * buffers, its --max-conns slot), its operations still in flight are
- * cancelled, and the struct is freed when the last of them completes.
+ * cancelled, and the struct is freed when the last of them (and of its
+ * pool jobs) completes.
  */
 #ifndef FIBD_CORE_UCONN_H
 #define FIBD_CORE_UCONN_H
@@ -47,6 +53,7 @@ enum uconn_op {
 	UCONN_OP_SEND,	     /* a connection's send */
 	UCONN_OP_ACCEPT,     /* the loop's multishot accept */
 	UCONN_OP_STOP,	     /* the loop's poll on stop_eventfd() */
+	UCONN_OP_POOL,	     /* the loop's poll on its pool completion queue */
 	UCONN_OP_IGNORE = 7, /* cancels: nothing to do on completion */
 };
 #define UCONN_OP_MASK 7u
@@ -54,7 +61,7 @@ enum uconn_op {
 /* What every connection of one ring shares; the loop owns it. */
 struct uconn_ring {
 	struct io_uring ring;
-	struct evconn_cfg ecfg;	  /* no pool: every request inline */
+	struct evconn_cfg ecfg;	  /* its pool (shared by the rings), or none */
 	struct evconn_tq idle;	  /* open connections, by last progress */
 	struct evconn_tq linger;  /* closing politely, by start of linger */
 	struct evconn_tq closing; /* closed, operations still in flight */
@@ -95,6 +102,9 @@ void uconn_on_recv(struct uconn *c, int res, unsigned flags, const char *data);
 
 /* A send completion. */
 void uconn_on_send(struct uconn *c, int res);
+
+/* Finished pool jobs (tpool_cq_reap()'s list): queue their replies. */
+void uconn_on_jobs(struct tpool_job *jobs);
 
 /* A stop began: every open connection answers what it has read, then
  * closes; one that does not read its replies gets grace_ms. */

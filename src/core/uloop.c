@@ -106,6 +106,25 @@ static void uloop_arm_stop(struct uloop *l)
 	uconn_sqe_tag(sqe, l, UCONN_OP_STOP);
 }
 
+/* Multishot: one poll SQE reports every byte on the completion pipe. */
+static void uloop_arm_pool(struct uloop *l)
+{
+	struct io_uring_sqe *sqe = uconn_sqe(&l->ur);
+
+	io_uring_prep_poll_multishot(sqe, tpool_cq_fd(l->cq), POLLIN);
+	uconn_sqe_tag(sqe, l, UCONN_OP_POOL);
+	l->polling_pool = true;
+}
+
+static void uloop_on_pool(struct uloop *l, unsigned flags)
+{
+	if (!(flags & IORING_CQE_F_MORE))
+		l->polling_pool = false;
+	uconn_on_jobs(tpool_cq_reap(l->cq));
+	if (!l->polling_pool)
+		uloop_arm_pool(l);
+}
+
 /* A new connection: serve it, or turn it away. */
 static void uloop_add(struct uloop *l, int fd)
 {
@@ -202,6 +221,9 @@ static void uloop_dispatch(struct uloop *l, const struct io_uring_cqe *cqe)
 	case UCONN_OP_STOP:
 		uloop_begin_stop(l);
 		break;
+	case UCONN_OP_POOL:
+		uloop_on_pool(l, cqe->flags);
+		break;
 	default:
 		break; /* a cancel's own completion */
 	}
@@ -270,7 +292,7 @@ void uloop_run(struct uloop *l)
 }
 
 int uloop_init(struct uloop *l, const struct server_cfg *cfg, int lfd,
-	       atomic_uint *nopen)
+	       struct tpool *pool, unsigned workers, atomic_uint *nopen)
 {
 	int err;
 
@@ -278,19 +300,32 @@ int uloop_init(struct uloop *l, const struct server_cfg *cfg, int lfd,
 	l->ur.nopen = nopen;
 	l->ur.idle.timeout_ms = cfg->idle_timeout_ms;
 	l->ur.linger.timeout_ms = EVCONN_LINGER_MS;
-	evconn_cfg_init(&l->ur.ecfg, &cfg->limits, NULL, 1);
+	evconn_cfg_init(&l->ur.ecfg, &cfg->limits, pool, workers);
 	evaccept_init(&l->acc, lfd);
+	if (pool) {
+		l->cq = tpool_cq_create();
+		if (!l->cq) {
+			err = -errno;
+			goto out_close_listener;
+		}
+		l->ur.ecfg.cq = l->cq;
+	}
 	err = uloop_ring_init(l);
 	if (err)
-		goto out_close_listener;
+		goto out_destroy_cq;
 	err = uloop_bufs_init(l);
 	if (err)
 		goto out_exit_ring;
 	uloop_arm_stop(l);
 	uloop_arm_accept(l);
+	if (pool)
+		uloop_arm_pool(l);
 	return 0;
 out_exit_ring:
 	io_uring_queue_exit(&l->ur.ring);
+out_destroy_cq:
+	if (l->cq)
+		tpool_cq_destroy(l->cq);
 out_close_listener:
 	evaccept_close(&l->acc);
 	return err;
@@ -301,6 +336,9 @@ void uloop_destroy(struct uloop *l)
 	/* Cancels and reaps whatever is still in flight (an aborted loop). */
 	io_uring_queue_exit(&l->ur.ring);
 	uconn_free_all(&l->ur);
+	/* After a stop every connection is gone, so no job is in the pool. */
+	if (l->cq)
+		tpool_cq_destroy(l->cq);
 	uloop_bufs_destroy(l);
 	if (l->acc.lfd >= 0)
 		evaccept_close(&l->acc);

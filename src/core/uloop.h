@@ -5,13 +5,14 @@
  *
  * The loop owns the ring, a provided-buffer ring of ULOOP_BUFS buffers of
  * ULOOP_BUF_SIZE bytes that every connection's multishot recv picks from, a
- * non-blocking listener with its multishot accept, and a poll on
- * stop_eventfd(). Each turn it submits what the last turn queued, waits for
- * a completion or the nearest deadline (--idle-timeout, the polite close
- * after an error, the accept back-off) in the same io_uring_enter(), and
- * dispatches every completion. A stop cancels the accept, closes the
- * listener, shuts every connection's read side, answers what was read, and
- * ends uloop_run() once every connection is gone.
+ * non-blocking listener with its multishot accept, a poll on
+ * stop_eventfd(), and with a pool a multishot poll on its completion queue.
+ * Each turn it submits what the last turn queued, waits for a completion or the
+ * nearest deadline (--idle-timeout, the polite close after an error, the accept
+ * back-off) in the same io_uring_enter(), and dispatches every completion. A
+ * stop cancels the accept, closes the listener, shuts every connection's read
+ * side, answers what was read, and ends uloop_run() once every connection is
+ * gone.
  */
 #ifndef FIBD_CORE_ULOOP_H
 #define FIBD_CORE_ULOOP_H
@@ -22,6 +23,7 @@
 
 #include "evaccept.h"
 #include "server.h"
+#include "tpool.h"
 #include "uconn.h"
 
 #define ULOOP_SQ_ENTRIES 256
@@ -39,19 +41,23 @@ struct uloop {
 	bool accepting;		      /* the multishot accept is in flight */
 	uint64_t accept_resume;	      /* out of descriptors: re-arm at (ms) */
 	bool disabled;		      /* created IORING_SETUP_R_DISABLED */
+	struct tpool_cq *cq;	      /* the pool's jobs come back here */
+	bool polling_pool;	      /* the multishot poll on cq is armed */
 	struct io_uring_buf_ring *br; /* the provided-buffer ring */
 	char *bufs;		      /* its ULOOP_BUFS buffers */
 };
 
 /*
  * Sets l up on listener lfd (non-blocking; the loop closes it) in the
- * calling thread; uloop_run() may run in another. nopen is the connection
- * count shared by every loop. Returns 0 or -errno (lfd is then closed);
+ * calling thread; uloop_run() may run in another. pool (may be NULL, may be
+ * shared with other loops) computes the expensive requests, on workers
+ * threads. nopen is the connection count shared by every loop. Returns 0
+ * or -errno (lfd is then closed);
  * "uring: io_uring unavailable: ..." is logged when the kernel refuses
  * io_uring.
  */
 int uloop_init(struct uloop *l, const struct server_cfg *cfg, int lfd,
-	       atomic_uint *nopen);
+	       struct tpool *pool, unsigned workers, atomic_uint *nopen);
 
 /* Serves until a stop has drained every connection. */
 void uloop_run(struct uloop *l);

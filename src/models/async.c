@@ -7,14 +7,15 @@
  *   listener -----> | accept, --max-conns, EMFILE shedding           |
  *   conn fds -----> | read -> frame -> cheap? answer inline          |
  *                   |                 else  -> submit to the pool ---+--> workers
- *   pool eventfd -> | reap finished jobs -> fill slot -> write   <---+--- (fib)
+ *   pool pipe ----> | reap finished jobs -> fill slot -> write   <---+--- (fib)
  *   stop eventfd -> | stop accepting, drain, close                   |
  *                   +------------------------------------------------+
  *
  * The talk's scheduler parks generator tasks in select() and sends every
  * request through a process pool, waking the loop with a socketpair. Ours
  * parks connections (src/core/evconn.h, an explicit state machine) in
- * epoll, wakes on an eventfd, and keeps cheap requests on the loop, where
+ * epoll, wakes on a pipe (as the talk's socketpair: src/core/tpool.h says
+ * why not an eventfd), and keeps cheap requests on the loop, where
  * they cost less than the hand-off would (see EVCONN_INLINE_*_MAX_N).
  *
  * The loop itself is src/core/evloop.c, shared with the reactor model; this
@@ -57,7 +58,7 @@ out_destroy_pool:
 
 const struct model model_async = {
     .name = "async",
-    .summary = "one epoll loop; compute on a thread pool, eventfd wakes it",
+    .summary = "one epoll loop; compute on a thread pool, a pipe wakes it",
     .concurrency = MODEL_PARALLEL,
     .run = async_run,
 };

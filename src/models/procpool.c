@@ -370,14 +370,22 @@ static void *pool_keeper(void *arg)
 	return NULL;
 }
 
-/* Takes an IDLE worker, waiting for one. */
-static struct pool_worker *pool_checkout(struct pool *p)
+/*
+ * Takes an IDLE worker, waiting for one: the caller's last one (prefer) when
+ * it is idle. A connection thread and its worker then keep waking each
+ * other, on the CPUs they last ran on, instead of trading partners with the
+ * other connections on every request.
+ */
+static struct pool_worker *pool_checkout(struct pool *p,
+					 struct pool_worker *prefer)
 {
 	struct pool_worker *w = p->workers;
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->nidle)
 		pthread_cond_wait(&p->idle_cv, &p->lock);
+	if (prefer && prefer->state == WORKER_IDLE)
+		w = prefer;
 	while (w->state != WORKER_IDLE)
 		w++;
 	w->state = WORKER_BUSY;
@@ -434,12 +442,13 @@ static int pool_recv(int fd, const struct proto_limits *lim, struct reply *r)
 static void pool_apply(void *ctx, const struct proto_limits *lim, uint64_t n,
 		       struct reply *r)
 {
+	static _Thread_local struct pool_worker *last; /* this thread's */
 	struct pool *p = ctx;
 	struct pool_worker *w;
 	int err = -EPIPE;
 
 	for (unsigned try = 0; try <= p->nworkers && err == -EPIPE; try++) {
-		w = pool_checkout(p);
+		w = last = pool_checkout(p, last);
 		err = net_write_all(w->fd, &n, sizeof(n));
 		if (!err) {
 			err = pool_recv(w->fd, lim, r);

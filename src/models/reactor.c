@@ -11,23 +11,31 @@
  *	  one port, SO_REUSEPORT: the kernel hashes each connection to a loop
  *	  (or --ports: loop i on PORT+i)
  *
- * Each loop is src/core/evloop.c without a pool: it reads, computes and
- * writes every request itself, so a request costs no wake-up and no
- * hand-off at all, and N loops use N cores. Loops share nothing but the
- * connection count for --max-conns.
+ * Each loop is src/core/evloop.c: it reads, parses and writes every request
+ * itself, and computes the cheap ones (EVCONN_INLINE_*_MAX_N) on the spot,
+ * with no wake-up and no hand-off at all; N loops use N cores. Loops share
+ * nothing but the connection count for --max-conns, and one pool of N
+ * threads for the expensive requests (src/core/shards.c starts it):
  *
- * The price is the one `many` pays: a loop computing a slow request stalls
- * every connection it owns, even while another loop idles. The async model
- * avoids that with its pool; this one bets that requests are cheap.
+ *	loop 0 --fib(35)--> +----------- pool -----------+ --> loop 0's queue
+ *	loop 1 --fib(40)--> | N threads, one job queue  | --> loop 1's queue
+ *	                    +----------------------------+  (a pipe each)
+ *
+ * Without the pool a loop computing fib(35) stalled every connection it
+ * owns, even while another loop idled: the price `many` pays, and on one
+ * SO_REUSEPORT port the kernel's hash decides who pays it (bench/run's
+ * ioloadrp column). Each loop has its own completion queue, so a job comes
+ * back to the loop that owns its connection and loops still share no
+ * connection state.
  */
 #include "../core/evloop.h"
 #include "../core/shards.h"
 #include "model.h"
 
 static int reactor_init(void *loop, const struct server_cfg *cfg, int lfd,
-			atomic_uint *nopen)
+			struct tpool *pool, atomic_uint *nopen)
 {
-	return evloop_init(loop, cfg, lfd, NULL, 1, nopen);
+	return evloop_init(loop, cfg, lfd, pool, server_workers(cfg), nopen);
 }
 
 static void reactor_loop_run(void *loop)

@@ -18,26 +18,28 @@
  *	                                               | cqe: bytes in a
  *	 provided-buffer ring <--- buffer back --------+ provided buffer
  *	 (256 x 4 KiB)                                 v
- *	                               copy, frame, compute fib inline
- *	                                               v
- *	                     SEND (one in flight) <-- replies, in order
+ *	                    copy, frame, cheap? compute fib inline
+ *	                                  | else: to the pool the rings share
+ *	 POLL (multishot) on the ring's   v        (src/core/shards.h)
+ *	 completion pipe --------> replies, in order --> SEND (one in flight)
  *
  * The reactor asks epoll "may I read?" and then reads: two system calls
  * for every burst of input, two more to write. Here the recv and accept
  * are asked for once and keep completing, replies go out as SEND SQEs,
  * and one io_uring_enter() per turn submits every send and reaps every
- * completion of the turn. Like the reactor, a ring computing a slow
- * request stalls every connection it owns; rings share nothing but the
- * connection count for --max-conns.
+ * completion of the turn. Like the reactor's loops, a ring computes only
+ * cheap requests itself and hands the rest to the pool, so a slow request
+ * never stalls the other connections of its ring; rings share nothing but
+ * the pool and the connection count for --max-conns.
  */
 #include "../core/uloop.h"
 #include "../core/shards.h"
 #include "model.h"
 
 static int uring_init(void *loop, const struct server_cfg *cfg, int lfd,
-		      atomic_uint *nopen)
+		      struct tpool *pool, atomic_uint *nopen)
 {
-	return uloop_init(loop, cfg, lfd, nopen);
+	return uloop_init(loop, cfg, lfd, pool, server_workers(cfg), nopen);
 }
 
 static void uring_loop_run(void *loop)
