@@ -25,14 +25,16 @@
  * The netpoller has no thread of its own. A worker that finds no work
  * spins briefly, then sleeps in epoll_wait on the one shared epoll set,
  * with the nearest timer as timeout. All idle workers sleep there, and the
- * kernel wakes one waiter per event, so the worker woken by a readable fd
- * runs that fd's coroutine itself: no hand-off between threads on the
- * request path. Work queued while everyone sleeps rings a doorbell (an
- * eventfd in the same set), which wakes one sleeper. Busy workers poll
- * without blocking when their queue runs dry and every 61 scheduling
- * rounds, so I/O is not starved by a long queue. The per-fd parking word
- * follows Go's pollDesc (pdReady/pdWait), so a readiness edge that lands
- * between "got EAGAIN" and "parked" is never lost.
+ * kernel wakes one waiter per event, each taking one event, so the worker
+ * woken by a readable fd runs that fd's coroutine itself: no hand-off
+ * between threads on the request path. Work queued while everyone sleeps
+ * rings a doorbell (an eventfd in the same set), which wakes one sleeper;
+ * a new deadline rings only if no sleeper would wake for it anyway. Busy
+ * workers poll without blocking when their queue runs dry (if nobody
+ * sleeps in epoll_wait) and every 61 scheduling rounds, so I/O is not
+ * starved by a long queue. The per-fd parking word follows Go's pollDesc
+ * (pdReady/pdWait), so a readiness edge that lands between "got EAGAIN"
+ * and "parked" is never lost.
  *
  * There is no preemption: a coroutine runs until it blocks, yields or
  * returns. With N workers, N coroutines computing at once stall everyone

@@ -131,17 +131,18 @@ void coro__netpoll_destroy(struct coro_rt *rt)
 	pthread_mutex_unlock(&pd_lock);
 }
 
-int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs,
+int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs, int max,
 		       int timeout_ms)
 {
-	int n = epoll_wait(rt->epfd, evs, POLL_BATCH, timeout_ms);
+	int n = epoll_wait(rt->epfd, evs, max, timeout_ms);
 
 	return n < 0 ? 0 : n; /* EINTR: the caller looks around and retries */
 }
 
-void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
+bool coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
 			 struct coro__list *list)
 {
+	bool bell = false;
 	uint64_t v;
 	int i;
 
@@ -153,6 +154,7 @@ void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
 			/* Drain, then allow the next ring (not the reverse). */
 			(void)!read(rt->evfd, &v, sizeof(v));
 			atomic_store(&rt->bell_pending, 0);
+			bell = true;
 			continue;
 		}
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -160,6 +162,7 @@ void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			coro__slot_take(&pd->wg, true, list);
 	}
+	return bell;
 }
 
 void coro__netpoll_ring_force(struct coro_rt *rt)
