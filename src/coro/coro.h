@@ -124,8 +124,17 @@ int coro_offload(void (*fn)(void *), void *arg);
 
 /* ---- I/O through the netpoller: call from a coroutine ---------------- */
 
-/* read(2) that parks instead of EAGAIN. Bytes read (0 at EOF) or -errno. */
+/*
+ * read(2) that parks instead of EAGAIN. Bytes read (0 at EOF) or -errno.
+ * After a short read from a stream socket the next call waits for data
+ * before it reads (the socket was empty), saving the read that would meet
+ * EAGAIN: so read such a socket only through these calls.
+ */
 ssize_t coro_read(int fd, void *buf, size_t len);
+
+/* coro_read() for at most timeout_ms milliseconds (-1: no limit), then
+ * -ETIMEDOUT. */
+ssize_t coro_read_timeout(int fd, void *buf, size_t len, int timeout_ms);
 
 /* Writes all len bytes, parking as needed (no SIGPIPE). len or -errno. */
 ssize_t coro_write(int fd, const void *buf, size_t len);
