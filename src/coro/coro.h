@@ -25,14 +25,16 @@
  * The netpoller has no thread of its own. A worker that finds no work
  * spins briefly, then sleeps in epoll_wait on the one shared epoll set,
  * with the nearest timer as timeout. All idle workers sleep there, and the
- * kernel wakes one waiter per event, so the worker woken by a readable fd
- * runs that fd's coroutine itself: no hand-off between threads on the
- * request path. Work queued while everyone sleeps rings a doorbell (an
- * eventfd in the same set), which wakes one sleeper. Busy workers poll
- * without blocking when their queue runs dry and every 61 scheduling
- * rounds, so I/O is not starved by a long queue. The per-fd parking word
- * follows Go's pollDesc (pdReady/pdWait), so a readiness edge that lands
- * between "got EAGAIN" and "parked" is never lost.
+ * kernel wakes one waiter per event, each taking one event, so the worker
+ * woken by a readable fd runs that fd's coroutine itself: no hand-off
+ * between threads on the request path. Work queued while everyone sleeps
+ * rings a doorbell (an eventfd in the same set), which wakes one sleeper;
+ * a new deadline rings only if no sleeper would wake for it anyway. Busy
+ * workers poll without blocking when their queue runs dry (if nobody
+ * sleeps in epoll_wait) and every 61 scheduling rounds, so I/O is not
+ * starved by a long queue. The per-fd parking word follows Go's pollDesc
+ * (pdReady/pdWait), so a readiness edge that lands between "got EAGAIN"
+ * and "parked" is never lost.
  *
  * There is no preemption: a coroutine runs until it blocks, yields or
  * returns. With N workers, N coroutines computing at once stall everyone
@@ -122,8 +124,17 @@ int coro_offload(void (*fn)(void *), void *arg);
 
 /* ---- I/O through the netpoller: call from a coroutine ---------------- */
 
-/* read(2) that parks instead of EAGAIN. Bytes read (0 at EOF) or -errno. */
+/*
+ * read(2) that parks instead of EAGAIN. Bytes read (0 at EOF) or -errno.
+ * After a short read from a stream socket the next call waits for data
+ * before it reads (the socket was empty), saving the read that would meet
+ * EAGAIN: so read such a socket only through these calls.
+ */
 ssize_t coro_read(int fd, void *buf, size_t len);
+
+/* coro_read() for at most timeout_ms milliseconds (-1: no limit), then
+ * -ETIMEDOUT. */
+ssize_t coro_read_timeout(int fd, void *buf, size_t len, int timeout_ms);
 
 /* Writes all len bytes, parking as needed (no SIGPIPE). len or -errno. */
 ssize_t coro_write(int fd, const void *buf, size_t len);

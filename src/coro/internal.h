@@ -113,6 +113,9 @@ struct coro__worker {
 	size_t stack_len;
 	void *asan_fake;
 	void *tsan_fiber;
+	/* Asleep in epoll_wait until then (CLOCK_MONOTONIC ns), else MAX. */
+	_Atomic int64_t sleep_until;
+	bool cover; /* woke up: see to the next deadline before running */
 
 	_Alignas(64) pthread_mutex_t lock; /* the run queue */
 	struct coro *head, *tail;
@@ -188,11 +191,15 @@ void coro__stack_put(struct coro__stacks *s, void *stack);
 struct epoll_event;
 int coro__netpoll_init(struct coro_rt *rt);
 void coro__netpoll_destroy(struct coro_rt *rt);
-/* epoll_wait for at most POLL_BATCH events; 0 on EINTR. */
-int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs,
+/* epoll_wait for at most max (<= POLL_BATCH) events; 0 on EINTR. */
+int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs, int max,
 		       int timeout_ms);
-/* Collects the coroutines waiting on what evs reports into list. */
-void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
+/*
+ * Collects the coroutines waiting on what evs reports into list. Returns
+ * true if it drained the doorbell: the caller then answers for every ring
+ * the pending bell absorbed (coro__netpoll_ring() skips while one is).
+ */
+bool coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
 			 struct coro__list *list);
 /* Rings the doorbell: one worker asleep in epoll_wait wakes up. */
 void coro__netpoll_ring(struct coro_rt *rt);
@@ -206,8 +213,21 @@ void coro__timers_destroy(struct coro_rt *rt);
 int coro__timer_add(struct coro_rt *rt, struct coro__timer *t);
 void coro__timer_del(struct coro_rt *rt, struct coro__timer *t);
 void coro__timers_run(struct coro_rt *rt);
-/* Milliseconds until the next timer (rounded up), or -1 if none. */
-int coro__timers_timeout(struct coro_rt *rt);
+/*
+ * w is about to sleep in epoll_wait: publishes the deadline it will wake
+ * by and returns its timeout in milliseconds (-1: none). Pair with
+ * coro__timers_sleep_end(w) once awake.
+ */
+int coro__timers_sleep_begin(struct coro__worker *w);
+void coro__timers_sleep_end(struct coro__worker *w);
+/*
+ * Makes sure a sleeper wakes by the earliest deadline: rings one unless a
+ * sleeper's published deadline comes first or nobody sleeps (a worker
+ * reads timer_next before it sleeps). Called after adding an earliest
+ * timer, and before a worker just woken (it may have been counted on)
+ * runs a coroutine.
+ */
+void coro__timers_cover(struct coro_rt *rt);
 
 /* offload.c */
 int coro__offload_init(struct coro_rt *rt, unsigned n);

@@ -33,7 +33,10 @@
 
 struct coro__pd {
 	int fd;
-	bool is_sock; /* send(MSG_NOSIGNAL) rather than write */
+	bool is_sock;	      /* send(MSG_NOSIGNAL) rather than write */
+	bool is_stream;	      /* a stream socket: a short read drains it */
+	_Atomic bool drained; /* its last read was short: wait, then read */
+	_Atomic bool hup;     /* EOF or an error seen: reads never block */
 	_Atomic bool registered;
 	struct coro_rt *rt; /* whose epoll set holds it */
 	_Atomic unsigned ref;
@@ -103,6 +106,8 @@ out_close_epfd:
 /* Forgets a registration: its fd was closed, or its runtime is gone. */
 static void pd_reset(struct coro__pd *pd)
 {
+	atomic_store(&pd->drained, false);
+	atomic_store(&pd->hup, false);
 	atomic_store(&pd->rg, SLOT_NIL);
 	atomic_store(&pd->wg, SLOT_NIL);
 	atomic_store(&pd->registered, false);
@@ -131,17 +136,18 @@ void coro__netpoll_destroy(struct coro_rt *rt)
 	pthread_mutex_unlock(&pd_lock);
 }
 
-int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs,
+int coro__netpoll_wait(struct coro_rt *rt, struct epoll_event *evs, int max,
 		       int timeout_ms)
 {
-	int n = epoll_wait(rt->epfd, evs, POLL_BATCH, timeout_ms);
+	int n = epoll_wait(rt->epfd, evs, max, timeout_ms);
 
 	return n < 0 ? 0 : n; /* EINTR: the caller looks around and retries */
 }
 
-void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
+bool coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
 			 struct coro__list *list)
 {
+	bool bell = false;
 	uint64_t v;
 	int i;
 
@@ -153,13 +159,18 @@ void coro__netpoll_ready(struct coro_rt *rt, struct epoll_event *evs, int n,
 			/* Drain, then allow the next ring (not the reverse). */
 			(void)!read(rt->evfd, &v, sizeof(v));
 			atomic_store(&rt->bell_pending, 0);
+			bell = true;
 			continue;
 		}
+		/* Before the wake-up, so the reader sees it (pd_wait_first). */
+		if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			atomic_store(&pd->hup, true);
 		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			coro__slot_take(&pd->rg, true, list);
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			coro__slot_take(&pd->wg, true, list);
 	}
+	return bell;
 }
 
 void coro__netpoll_ring_force(struct coro_rt *rt)
@@ -182,8 +193,9 @@ static int pd_register(struct coro_rt *rt, struct coro__pd *pd)
 	    .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 	    .data.ptr = pd,
 	};
+	socklen_t tlen = sizeof(int);
 	struct stat st;
-	int fl, err = 0;
+	int fl, type, err = 0;
 
 	pthread_mutex_lock(&pd_lock);
 	if (atomic_load(&pd->registered))
@@ -195,6 +207,12 @@ static int pd_register(struct coro_rt *rt, struct coro__pd *pd)
 		goto out_unlock;
 	}
 	pd->is_sock = !fstat(pd->fd, &st) && S_ISSOCK(st.st_mode);
+	pd->is_stream =
+	    pd->is_sock &&
+	    !getsockopt(pd->fd, SOL_SOCKET, SO_TYPE, &type, &tlen) &&
+	    type == SOCK_STREAM;
+	atomic_store(&pd->drained, false);
+	atomic_store(&pd->hup, false);
 	pd->rt = rt;
 	atomic_store(&pd->rg, SLOT_NIL);
 	atomic_store(&pd->wg, SLOT_NIL);
@@ -285,8 +303,19 @@ static void pd_timer_fire(struct coro__timer *t)
 	coro__slot_unblock(pt->slot, false);
 }
 
-/* Parks on slot: 1 ready, 0 woken for nothing (try again), or -errno. */
-static int pd_wait(struct coro__pd *pd, _Atomic uintptr_t *slot, int ms)
+/* An absolute deadline for a timeout in ms (-1: none), or -1. */
+static int64_t pd_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1
+			      : coro__now() + (int64_t)timeout_ms * 1000000;
+}
+
+/*
+ * Parks on slot until deadline (CLOCK_MONOTONIC ns, -1: none). Returns 1
+ * ready, 0 woken for nothing (try again), or -errno.
+ */
+static int pd_wait(struct coro__pd *pd, _Atomic uintptr_t *slot,
+		   int64_t deadline)
 {
 	struct pd_timer pt = {
 	    .t.fire = pd_timer_fire, .t.idx = TIMER_IDLE, .slot = slot};
@@ -294,14 +323,16 @@ static int pd_wait(struct coro__pd *pd, _Atomic uintptr_t *slot, int ms)
 	bool ready;
 	int err;
 
-	if (ms >= 0) {
-		pt.t.when = coro__now() + (int64_t)ms * 1000000;
+	if (deadline >= 0) {
+		if (deadline <= coro__now())
+			return -ETIMEDOUT;
+		pt.t.when = deadline;
 		err = coro__timer_add(rt, &pt.t);
 		if (err)
 			return err;
 	}
 	ready = coro__slot_wait(slot, pd_abort, pd);
-	if (ms >= 0)
+	if (deadline >= 0)
 		coro__timer_del(rt, &pt.t);
 	if (ready)
 		return 1;
@@ -351,26 +382,51 @@ int coro_close(int fd)
 	return 0;
 }
 
-ssize_t coro_read(int fd, void *buf, size_t len)
+/*
+ * A short read from a stream socket emptied it, and whatever arrives next
+ * brings an edge. So the next read waits for that edge first instead of
+ * meeting EAGAIN: one system call less per request and reply (nginx clears
+ * rev->ready after a short recv the same way). Not after a full read (more
+ * may be queued) nor for other fds, where a short read (a tty line, a
+ * datagram) can leave more behind. Nor once EOF or an error was reported:
+ * the FIN may have come with the data whose edge this reader used up, and a
+ * read at EOF never blocks. Nor after a cancel, so that data already there
+ * is still read.
+ */
+static bool pd_wait_first(struct coro__pd *pd)
+{
+	return atomic_exchange(&pd->drained, false) && !atomic_load(&pd->hup) &&
+	       !atomic_load(&pd->rt->cancelled);
+}
+
+ssize_t coro_read_timeout(int fd, void *buf, size_t len, int timeout_ms)
 {
 	struct coro__pd *pd;
-	ssize_t n;
+	int64_t deadline;
+	ssize_t n = 0;
+	bool wait;
 	int err = pd_acquire(fd, &pd);
 
 	if (err)
 		return err;
-	for (;;) {
-		n = read(fd, buf, len);
-		if (n >= 0)
+	deadline = pd_deadline(timeout_ms);
+	for (wait = pd_wait_first(pd);; wait = true) {
+		if (wait && (n = pd_wait(pd, &pd->rg, deadline)) < 0)
 			break;
-		n = -errno;
-		if (n == -EINTR)
-			continue;
-		if (n != -EAGAIN || (n = pd_wait(pd, &pd->rg, -1)) < 0)
+		while ((n = read(fd, buf, len)) < 0 && errno == EINTR)
+			;
+		if (n >= 0 || (n = -errno) != -EAGAIN)
 			break;
 	}
+	if (n > 0 && (size_t)n < len && pd->is_stream)
+		atomic_store(&pd->drained, true);
 	pd_release(pd);
 	return n;
+}
+
+ssize_t coro_read(int fd, void *buf, size_t len)
+{
+	return coro_read_timeout(fd, buf, len, -1);
 }
 
 ssize_t coro_write(int fd, const void *buf, size_t len)
@@ -427,12 +483,16 @@ int coro_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 int coro_wait_readable(int fd, int timeout_ms)
 {
 	struct coro__pd *pd;
+	int64_t deadline;
 	int err = pd_acquire(fd, &pd);
 
 	if (err)
 		return err;
-	while (!(err = pd_wait(pd, &pd->rg, timeout_ms)))
+	deadline = pd_deadline(timeout_ms);
+	while (!(err = pd_wait(pd, &pd->rg, deadline)))
 		;
+	/* This was the wait a drained fd's next read would make: read now. */
+	atomic_store(&pd->drained, false);
 	pd_release(pd);
 	return err < 0 ? err : 0;
 }

@@ -43,6 +43,7 @@ static int workers_new(struct coro_rt *rt, unsigned n)
 	for (i = 0; i < n; i++) {
 		rt->workers[i].rt = rt;
 		rt->workers[i].id = i;
+		atomic_init(&rt->workers[i].sleep_until, INT64_MAX);
 		pthread_mutex_init(&rt->workers[i].lock, NULL);
 	}
 	return 0;

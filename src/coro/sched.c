@@ -15,6 +15,21 @@
  * Either the worker's second look sees the push, or the producer sees the
  * worker asleep. A spinner that finds work and was the last spinner wakes
  * another (Go's resetspinning), so queued work never waits on a sleeper.
+ * A ring made while one is pending is absorbed into it (one eventfd write
+ * for a burst), so whoever drains the doorbell answers for all of them: it
+ * counts every queue, rings again if more than it takes is waiting, and
+ * looks at the timers (coro__timers_cover).
+ *
+ * What one request costs on an idle worker, as Go's netpoller does it: the
+ * edge wakes one sleeper in epoll_wait, which takes that one event (the
+ * kernel wakes the next sleeper for the next), runs the coroutine, and
+ * when it parks again spins briefly and sleeps again: two system calls of
+ * the scheduler's own (the blocking epoll_wait, and no doorbell) beside
+ * the read, the write and the read that meets EAGAIN. The spin is short
+ * (PAUSE is slow here, ~180 ns, and a spinner may hold up the very client
+ * it waits for on the same CPU), and it polls the network only when no
+ * worker sleeps in epoll_wait, as Go polls only with no M in netpoll:
+ * otherwise the sleeper is the one the kernel wakes.
  */
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -22,8 +37,13 @@
 #include "internal.h"
 #include "san.h"
 
-/* Idle rounds before sleeping: wake-ups cost tens of µs here, spins less. */
-#define SPIN_ROUNDS 64
+/*
+ * Idle rounds before sleeping, each a look at every queue and a PAUSE, as
+ * Go's spinning M tries stealing four times: work another worker queues
+ * meanwhile is taken without a doorbell. Longer spins (it was 64, ~12 µs)
+ * did not catch the next request of a ping-pong client, and cost it CPU.
+ */
+#define SPIN_ROUNDS 4
 /* Busy workers look at timers and the network every this many runs. */
 #define POLL_EVERY 61
 
@@ -104,6 +124,16 @@ static struct coro *runq_steal(struct coro__worker *w, struct coro__worker *v)
 	return first;
 }
 
+/* Coroutines queued on all workers (a snapshot). */
+static unsigned runq_total(struct coro_rt *rt)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < rt->nworkers; i++)
+		n += atomic_load(&rt->workers[i].len);
+	return n;
+}
+
 static struct coro *find_work(struct coro__worker *w)
 {
 	struct coro_rt *rt = w->rt;
@@ -150,6 +180,18 @@ void coro__ready(struct coro *co)
 /* ---- finding work when the queue is empty ------------------------------ */
 
 /*
+ * A sleeper takes one event at a time when others may sleep too: an event
+ * the kernel left on the ready list wakes the next sleeper itself (each
+ * edge wakes one waiter, and so do leftovers after a harvest), whereas a
+ * batch taken here would have to be handed on with a doorbell, an eventfd
+ * write and read per hand-off. Busy workers' polls still take a batch.
+ */
+static int sleep_batch(const struct coro_rt *rt)
+{
+	return rt->nworkers > 1 ? 1 : POLL_BATCH;
+}
+
+/*
  * Polls (timeout_ms as epoll_wait) and queues what became runnable here.
  * This worker runs the first itself; others are woken only for the rest.
  */
@@ -158,18 +200,34 @@ static void poll_here(struct coro__worker *w, int timeout_ms, bool asleep)
 	struct epoll_event evs[POLL_BATCH];
 	struct coro__list list = {NULL, NULL, 0};
 	struct coro_rt *rt = w->rt;
+	bool bell;
 	int n;
 
-	n = coro__netpoll_wait(rt, evs, timeout_ms);
-	if (asleep)
+	n = coro__netpoll_wait(rt, evs, asleep ? sleep_batch(rt) : POLL_BATCH,
+			       timeout_ms);
+	if (asleep) {
 		atomic_fetch_sub(&rt->nidle, 1);
-	coro__netpoll_ready(rt, evs, n, &list);
-	if (list.head) {
-		runq_append(w, list.head, list.tail, list.n);
-		if (atomic_load(&w->len) > 1)
-			coro__wake_idle(rt);
+		coro__timers_sleep_end(w);
 	}
+	bell = coro__netpoll_ready(rt, evs, n, &list);
+	if (list.head)
+		runq_append(w, list.head, list.tail, list.n);
+	/*
+	 * More work than this worker takes next: wake a sleeper for the rest.
+	 * After draining the doorbell that counts every queue, for the rings
+	 * it absorbed were meant for work anywhere, not only here.
+	 */
+	if ((bell ? runq_total(rt) : atomic_load(&w->len)) > 1)
+		coro__wake_idle(rt);
 	coro__timers_run(rt);
+	/*
+	 * A sleeper just woken may be the one an adder counted on to wake for
+	 * the next deadline, and the doorbell may have absorbed a timer's
+	 * ring: hand the deadline on before running a coroutine (if this
+	 * worker sleeps again instead, it covers the deadline itself).
+	 */
+	if (asleep || bell)
+		w->cover = true;
 }
 
 /*
@@ -190,8 +248,8 @@ static struct coro *sleep_idle(struct coro__worker *w)
 		return co;
 	}
 	atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
-	poll_here(w, coro__timers_timeout(rt), true);
-	return runq_pop(w);
+	poll_here(w, coro__timers_sleep_begin(w), true);
+	return find_work(w); /* a ring may be for work queued elsewhere */
 }
 
 static struct coro *find_idle(struct coro__worker *w)
@@ -202,7 +260,7 @@ static struct coro *find_idle(struct coro__worker *w)
 
 	atomic_fetch_add(&rt->nspinning, 1);
 	for (i = 0; i < SPIN_ROUNDS && !co; i++) {
-		if (i == 0 || i == SPIN_ROUNDS - 1) {
+		if (i == 0 && !atomic_load(&rt->nidle)) {
 			atomic_fetch_add_explicit(&w->polls, 1,
 						  memory_order_relaxed);
 			poll_here(w, 0, false);
@@ -347,6 +405,10 @@ void *coro__worker_main(void *arg)
 	w->tsan_fiber = tsan_current();
 	for (;;) {
 		co = schedule(w);
+		if (co && w->cover) {
+			w->cover = false;
+			coro__timers_cover(w->rt);
+		}
 		if (co)
 			run(w, co);
 		else if (atomic_load(&w->rt->stopping))

@@ -4,10 +4,25 @@
  *
  * Nobody ticks. Idle workers sleep in epoll_wait until the nearest
  * deadline, and busy workers check timer_next (one atomic load) now and
- * then; a new earliest deadline rings a sleeper awake to sleep less. A timer's
- * fire() runs under the lock, so once coro__timer_del() returns the timer
- * is neither in the heap nor firing, and its memory (often a coroutine's
- * stack) may go.
+ * then. A timer's fire() runs under the lock, so once coro__timer_del()
+ * returns the timer is neither in the heap nor firing, and its memory
+ * (often a coroutine's stack) may go.
+ *
+ * A new earliest deadline rings a sleeper awake only if no sleeper would
+ * wake by then anyway (each worker's sleep_until, as Go's wakeNetPoller
+ * reads sched.pollUntil). Every read with an idle timeout adds a timer,
+ * and a lone connection's timer is always the earliest: without this check
+ * each request would cost an eventfd write and a wake-up of the other
+ * worker. Sleepers publish sleep_until and then read timer_next again;
+ * adders store timer_next and then read sleep_until (all seq_cst), so
+ * either the sleeper sees the new deadline or the adder sees the sleeper.
+ * A sleeper counted on may wake early (an fd, the doorbell) and then run a
+ * long coroutine, and a ring may be absorbed by a pending one: so a worker
+ * just woken, or that drained the doorbell, checks again before it runs a
+ * coroutine (coro__timers_cover), and rings for the deadline if nobody
+ * else sleeps until it. Not at once on waking: a worker that goes back to
+ * sleep covers the deadline itself, and ringing then would only wake
+ * itself again, round after round, while the sleeper it meant stays put.
  */
 #include <errno.h>
 #include <limits.h>
@@ -90,6 +105,17 @@ static void publish_next(struct coro_rt *rt)
 		     rt->ntimers ? rt->heap[0]->when : INT64_MAX);
 }
 
+/* Will a worker asleep in epoll_wait wake by when on its own? */
+static bool sleeper_wakes_by(struct coro_rt *rt, int64_t when)
+{
+	unsigned i;
+
+	for (i = 0; i < rt->nworkers; i++)
+		if (atomic_load(&rt->workers[i].sleep_until) <= when)
+			return true;
+	return false;
+}
+
 int coro__timer_add(struct coro_rt *rt, struct coro__timer *t)
 {
 	struct coro__timer **heap;
@@ -112,8 +138,8 @@ int coro__timer_add(struct coro_rt *rt, struct coro__timer *t)
 	earliest = rt->heap[0] == t;
 	publish_next(rt);
 	pthread_mutex_unlock(&rt->timer_lock);
-	if (earliest && atomic_load(&rt->nidle))
-		coro__netpoll_ring(rt); /* a sleeper recomputes its timeout */
+	if (earliest)
+		coro__timers_cover(rt);
 	return 0;
 }
 
@@ -143,17 +169,47 @@ void coro__timers_run(struct coro_rt *rt)
 	pthread_mutex_unlock(&rt->timer_lock);
 }
 
-int coro__timers_timeout(struct coro_rt *rt)
+static int timeout_ms(int64_t when)
 {
-	int64_t next = atomic_load(&rt->timer_next), d;
+	int64_t d;
 
-	if (next == INT64_MAX)
+	if (when == INT64_MAX)
 		return -1;
-	d = next - coro__now();
+	d = when - coro__now();
 	if (d <= 0)
 		return 0;
 	d = (d + 999999) / 1000000;
 	return d > INT_MAX ? INT_MAX : (int)d;
+}
+
+int coro__timers_sleep_begin(struct coro__worker *w)
+{
+	struct coro_rt *rt = w->rt;
+	int64_t next = atomic_load(&rt->timer_next), again;
+
+	w->cover = false; /* asleep, it wakes for the deadline itself */
+	for (;;) {
+		atomic_store(&w->sleep_until, next);
+		again = atomic_load(&rt->timer_next);
+		if (again >= next)
+			break;
+		next = again; /* a deadline came in meanwhile */
+	}
+	return timeout_ms(next);
+}
+
+void coro__timers_sleep_end(struct coro__worker *w)
+{
+	atomic_store(&w->sleep_until, INT64_MAX);
+}
+
+void coro__timers_cover(struct coro_rt *rt)
+{
+	int64_t next = atomic_load(&rt->timer_next);
+
+	if (next != INT64_MAX && atomic_load(&rt->nidle) &&
+	    !sleeper_wakes_by(rt, next))
+		coro__netpoll_ring(rt); /* a sleeper recomputes its timeout */
 }
 
 struct sleeper {

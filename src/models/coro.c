@@ -55,24 +55,11 @@ struct coro_server {
 static ssize_t coro_io_read(void *ctx, int fd, void *buf, size_t len,
 			    unsigned timeout_ms)
 {
-	ssize_t n;
-	int err;
+	ssize_t n =
+	    coro_read_timeout(fd, buf, len, timeout_ms ? (int)timeout_ms : -1);
 
 	(void)ctx;
-	if (!timeout_ms)
-		return coro_read(fd, buf, len);
-	for (;;) {
-		n = recv(fd, buf, len, MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		err = coro_wait_readable(fd, (int)timeout_ms);
-		if (err)
-			return err == -ETIMEDOUT ? -EAGAIN : err;
-	}
+	return n == -ETIMEDOUT ? -EAGAIN : n;
 }
 
 static int coro_io_write(void *ctx, int fd, const void *buf, size_t len)

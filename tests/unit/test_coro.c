@@ -1,10 +1,12 @@
 /*
  * test_coro - the coroutine runtime's scheduler: switch ordering, many
- * coroutines in bounded memory, work stealing, the guard page, and the
- * blocking primitives (join, wait groups, events, sleep, offload).
+ * coroutines in bounded memory, work stealing, the guard page, the
+ * blocking primitives (join, wait groups, events, sleep, offload), and
+ * wake-ups when every worker is needed at once (timers included).
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -338,6 +340,100 @@ static void test_blocking(void)
 	tcoro_check_clean();
 }
 
+/* ---- wake-ups: every worker can be needed at once ----------------------- */
+
+/*
+ * Rounds of coroutines that hold their workers (no preemption) until the
+ * round is over, spawned from this thread: each lands on some worker's
+ * queue and rings the doorbell, and the round ends only if every one of
+ * them gets a worker of its own. Rings made while a ring is still pending
+ * are absorbed into it, so whoever drains the doorbell must look for all
+ * of them. A lost wake-up hangs a round, and T_RUN's timeout fails the test.
+ */
+struct hold_round {
+	_Atomic unsigned arrived, slept;
+	unsigned n;
+};
+
+/* Spins until all n of the round run at once. */
+static void hold_all(void *arg)
+{
+	struct hold_round *h = arg;
+
+	atomic_fetch_add(&h->arrived, 1);
+	while (atomic_load(&h->arrived) < h->n)
+		__builtin_ia32_pause();
+}
+
+/* Spins until the round's sleeper has woken. */
+static void hold_until_slept(void *arg)
+{
+	struct hold_round *h = arg;
+
+	while (!atomic_load(&h->slept))
+		__builtin_ia32_pause();
+}
+
+static void sleep_then_release(void *arg)
+{
+	struct hold_round *h = arg;
+
+	CO_CHECK(coro_sleep(1) == 0);
+	atomic_store(&h->slept, 1);
+}
+
+/*
+ * With timed: one sleeper and workers-1 holders per round, so only one
+ * worker is free for the timer, which may have been added on a worker that
+ * went on to hold, or counted on a sleeper that then woke for a holder.
+ */
+static void hold_rounds(unsigned workers, int rounds, bool timed)
+{
+	struct coro_rt *rt = tcoro_rt_new(workers);
+	struct coro *cos[8];
+	struct hold_round h;
+	void (*fn)(void *);
+	unsigned i, at, spawned = 0;
+	int r;
+
+	for (r = 0; r < rounds; r++) {
+		atomic_init(&h.arrived, 0);
+		atomic_init(&h.slept, 0);
+		h.n = workers;
+		at = (unsigned)r % workers; /* where the sleeper is spawned */
+		for (i = 0; i < workers; i++) {
+			fn = !timed    ? hold_all
+			     : i == at ? sleep_then_release
+				       : hold_until_slept;
+			cos[i] = coro_spawn(rt, fn, &h);
+			spawned += cos[i] != NULL;
+			if (r % 3)
+				usleep(200 * (unsigned)(r % 3));
+		}
+		for (i = 0; i < workers; i++)
+			if (cos[i])
+				coro_join(cos[i]);
+	}
+	T_CHECK(spawned == (unsigned)rounds * workers, "%u spawned", spawned);
+	coro_rt_free(rt);
+}
+
+static void test_wake_all(void)
+{
+	hold_rounds(2, 60, false);
+	hold_rounds(3, 60, false);
+	hold_rounds(4, 30, false);
+	tcoro_check_clean();
+}
+
+static void test_timer_busy(void)
+{
+	hold_rounds(2, 60, true);
+	hold_rounds(3, 60, true);
+	hold_rounds(4, 30, true);
+	tcoro_check_clean();
+}
+
 int main(void)
 {
 	T_RUN(test_pingpong_order, 10);
@@ -346,5 +442,7 @@ int main(void)
 	T_RUN(test_steal, 20);
 	T_RUN(test_guard_page, 20);
 	T_RUN(test_blocking, 10);
+	T_RUN(test_wake_all, 30);
+	T_RUN(test_timer_busy, 30);
 	return t_done("test_coro");
 }

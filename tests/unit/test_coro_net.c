@@ -1,7 +1,8 @@
 /*
  * test_coro_net - the coroutine runtime's netpoller: echo over a socketpair
  * with EAGAIN parking both ways, close and shutdown waking a parked reader,
- * timed waits, cancelling I/O, and an accept loop over TCP.
+ * reads after a short read (which wait before they read), timed waits,
+ * cancelling I/O, and an accept loop over TCP.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -145,6 +146,152 @@ static void test_wake_parked(void)
 	tcoro_check_clean();
 }
 
+/* ---- reads after a short read -------------------------------------------- */
+
+/*
+ * A short read from a stream socket makes the next read wait for an edge
+ * before it reads. Every way data can be there must still be read: sent
+ * after the reader parked, sent between two reads (the edge came while
+ * nobody waited), left over by a full read (no new edge at all), after an
+ * explicit coro_wait_readable(), and at EOF, also when the FIN came with
+ * the data (one edge for both). Datagrams never wait first:
+ * a short read there leaves the next datagram queued, with no new edge.
+ * The test thread (the peer) and the reader take turns through events. A
+ * read that waits for an edge that never comes hangs, and T_RUN fails it.
+ */
+struct drain {
+	int fd[2];
+	struct coro_event go, done; /* peer -> reader, reader -> peer */
+	int failed;
+};
+
+static ssize_t drain_read(int fd, char *buf, size_t len, const char *want)
+{
+	ssize_t n = coro_read(fd, buf, len);
+
+	if (n != (ssize_t)strlen(want) || memcmp(buf, want, strlen(want))) {
+		fprintf(stderr, "FAIL drain: want '%s', got %zd\n", want, n);
+		atomic_fetch_add(&tcoro_failed, 1);
+	}
+	return n;
+}
+
+static void drain_reader(void *arg)
+{
+	struct drain *d = arg;
+	int fd = d->fd[0];
+	char buf[64];
+
+	drain_read(fd, buf, sizeof(buf), "a"); /* short: drained */
+	coro_event_signal(&d->done);
+	drain_read(fd, buf, sizeof(buf), "b"); /* sent while parked */
+	coro_event_signal(&d->done);
+	coro_event_wait(&d->go);
+	drain_read(fd, buf, sizeof(buf), "c"); /* sent before this read */
+	coro_event_signal(&d->done);
+	coro_event_wait(&d->go);
+	drain_read(fd, buf, 4, "dddd"); /* full: more may be queued */
+	drain_read(fd, buf, sizeof(buf), "ee");
+	coro_event_signal(&d->done);
+	CO_CHECK(coro_wait_readable(fd, -1) == 0);
+	drain_read(fd, buf, sizeof(buf), "f"); /* after the explicit wait */
+	CO_CHECK(coro_read_timeout(fd, buf, sizeof(buf), 20) == -ETIMEDOUT);
+	coro_event_signal(&d->done);
+	CO_CHECK(coro_read(fd, buf, sizeof(buf)) == 0); /* EOF */
+}
+
+/* The FIN came with the data, in the one edge the wait used up. */
+static void drain_eof(void *arg)
+{
+	struct drain *d = arg;
+	char buf[64];
+
+	CO_CHECK(coro_wait_readable(d->fd[0], -1) == 0);
+	drain_read(d->fd[0], buf, sizeof(buf), "g");
+	CO_CHECK(coro_read(d->fd[0], buf, sizeof(buf)) == 0);
+}
+
+static void drain_dgram(void *arg)
+{
+	struct drain *d = arg;
+	char buf[64];
+
+	/* The one edge (readiness at registration) is used up here. */
+	CO_CHECK(coro_wait_readable(d->fd[0], -1) == 0);
+	drain_read(d->fd[0], buf, sizeof(buf), "x");
+	drain_read(d->fd[0], buf, sizeof(buf), "y"); /* queued, no new edge */
+}
+
+/* A connected TCP pair over loopback: fd[0] accepted, fd[1] the client. */
+static int tcp_pair(int fd[2])
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), err = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd[1] = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd >= 0 && fd[1] >= 0 &&
+	    !bind(lfd, (struct sockaddr *)&a, sizeof(a)) && !listen(lfd, 1) &&
+	    !getsockname(lfd, (struct sockaddr *)&a, &len) &&
+	    !connect(fd[1], (struct sockaddr *)&a, sizeof(a)) &&
+	    (fd[0] = accept(lfd, NULL, NULL)) >= 0)
+		err = 0;
+	close(lfd);
+	return err;
+}
+
+static void peer_send(struct drain *d, const char *s)
+{
+	CHECK(write(d->fd[1], s, strlen(s)) == (ssize_t)strlen(s));
+}
+
+static void test_read_drained(void)
+{
+	struct coro_rt *rt = tcoro_rt_new(2);
+	struct drain d = {.go = CORO_EVENT_INIT, .done = CORO_EVENT_INIT};
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, d.fd) == 0);
+	CHECK(coro_go(rt, drain_reader, &d) == 0);
+	peer_send(&d, "a");
+	coro_event_wait(&d.done);
+	usleep(20 * 1000); /* let the reader park on its next read */
+	peer_send(&d, "b");
+	coro_event_wait(&d.done);
+	peer_send(&d, "c"); /* the reader waits on go, not in a read */
+	usleep(20 * 1000);
+	coro_event_signal(&d.go);
+	coro_event_wait(&d.done);
+	peer_send(&d, "ddddee");
+	usleep(20 * 1000);
+	coro_event_signal(&d.go);
+	coro_event_wait(&d.done);
+	peer_send(&d, "f");
+	coro_event_wait(&d.done);
+	shutdown(d.fd[1], SHUT_WR);
+	coro_rt_wait(rt);
+	CHECK(coro_close(d.fd[0]) == 0);
+	close(d.fd[1]);
+
+	CHECK(tcp_pair(d.fd) == 0);
+	peer_send(&d, "g");
+	shutdown(d.fd[1], SHUT_WR);
+	CHECK(coro_go(rt, drain_eof, &d) == 0);
+	coro_rt_wait(rt);
+	CHECK(coro_close(d.fd[0]) == 0);
+	close(d.fd[1]);
+
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, d.fd) == 0);
+	peer_send(&d, "x");
+	peer_send(&d, "y");
+	CHECK(coro_go(rt, drain_dgram, &d) == 0);
+	coro_rt_wait(rt);
+	CHECK(coro_close(d.fd[0]) == 0);
+	close(d.fd[1]);
+	coro_rt_free(rt);
+	tcoro_check_clean();
+}
+
 /* ---- timed waits, eventfd, cancel ---------------------------------------- */
 
 static void timed(void *arg)
@@ -262,6 +409,7 @@ int main(void)
 {
 	T_RUN(test_echo, 30);
 	T_RUN(test_wake_parked, 10);
+	T_RUN(test_read_drained, 10);
 	T_RUN(test_timed_cancel, 10);
 	T_RUN(test_accept, 20);
 	return t_done("test_coro_net");
