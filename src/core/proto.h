@@ -46,8 +46,8 @@ struct proto_limits {
 	enum fib_algo algo;	/* how fib is computed */
 	enum fib_engine engine; /* in C or in Python (core/pyengine.h) */
 	uint64_t max_n;		/* larger n get "ERR n too large (max M)" */
-	size_t max_line;	/* line: longer lines get "ERR line too long", then
-				   close; read: the most bytes one read asks for */
+	size_t max_line; /* line: longer lines get "ERR line too long", then
+			    close; read: the most bytes one read asks for */
 	enum proto_framing framing;
 };
 
