@@ -73,15 +73,8 @@ out=$(python3 tests/k8s_check.py contrib/k8s/fibd.yaml 2>&1)
 result "k8s manifest (contrib/k8s/fibd.yaml)" $? "$out"
 
 # --- three fibd, one HAProxy --------------------------------------------
-read -r p1 p2 p3 lb_tcp lb_http <<<"$($client ports 5)"
-export FIBD_1=127.0.0.1:$p1 FIBD_2=127.0.0.1:$p2 FIBD_3=127.0.0.1:$p3
-export FIBD_LB_TCP=127.0.0.1:$lb_tcp FIBD_LB_HTTP=127.0.0.1:$lb_http
-export FIBD_LB_STATS=$tmp/haproxy.sock
-# HAProxy wants two descriptors per connection and refuses to start when
-# the hard limit cannot give them: fit maxconn under it.
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] || [ "$hard" -ge 16100 ] ||
-	export FIBD_LB_MAXCONN=$(((hard - 100) / 2))
+. contrib/haproxy/lb_env.sh
+lb_env "$tmp"
 sock=$FIBD_LB_STATS
 
 # start_fibd I PORT: fibd number I on PORT; its pid in fibd_pid_I.

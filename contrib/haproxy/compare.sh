@@ -31,15 +31,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-read -r p1 p2 p3 lb_tcp lb_http <<<"$(python3 tests/scaleout_client.py ports 5)"
-export FIBD_1=127.0.0.1:$p1 FIBD_2=127.0.0.1:$p2 FIBD_3=127.0.0.1:$p3
-export FIBD_LB_TCP=127.0.0.1:$lb_tcp FIBD_LB_HTTP=127.0.0.1:$lb_http
-export FIBD_LB_STATS=$tmp/haproxy.sock
-# HAProxy wants two descriptors per connection and refuses to start when
-# the hard limit cannot give them: fit maxconn under it.
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] || [ "$hard" -ge 16100 ] ||
-	export FIBD_LB_MAXCONN=$(((hard - 100) / 2))
+. contrib/haproxy/lb_env.sh
+lb_env "$tmp"
 for p in $p1 $p2 $p3; do
 	"$B/fibd" --model "$MODEL" --listen "127.0.0.1:$p" 2>>"$tmp/fibd.err" &
 	pids="$pids $!"
