@@ -486,6 +486,8 @@ struct evconn *evconn_job_ready(struct tpool_job *job)
 	s->ready = true;
 	c->held += s->r.len;
 	evconn_pack(c);
+	/* Counted before uring's loop sends what the pack queued. */
+	metrics_batch_flush(&c->cfg->mb);
 	return c;
 }
 
