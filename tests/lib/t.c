@@ -72,6 +72,9 @@ void t_run(const char *name, void (*fn)(void), unsigned secs)
 		;
 	t_passed += t_shared[0];
 	t_failed += t_shared[1];
+	if (t_shared[1])
+		fprintf(stderr, "FAIL %s: %d check(s) failed above\n", name,
+			t_shared[1]);
 	if (WIFSIGNALED(status)) {
 		t_failed++;
 		fprintf(stderr, "FAIL %s: killed by signal %d%s\n", name,

@@ -158,6 +158,24 @@ int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 	return -1;
 }
 
+/*
+ * A server that ignored SIGTERM is a bug to find, not just a failure to
+ * count: show the tail of its stderr and where each of its threads waits
+ * (when gdb is installed).
+ */
+static void tsrv_dump_threads(const struct tsrv *s)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "tail -n 20 %s >&2; command -v gdb >/dev/null && "
+		 "gdb -p %d -batch -nx -ex 'thread apply all bt' </dev/null "
+		 "2>/dev/null | grep -E '^(Thread|#)' >&2",
+		 s->log_path, (int)s->pid);
+	if (system(cmd) < 0)
+		fprintf(stderr, "cannot run the thread dump\n");
+}
+
 int tsrv_stop(struct tsrv *s, unsigned timeout_s)
 {
 	int status = 0;
@@ -173,8 +191,9 @@ int tsrv_stop(struct tsrv *s, unsigned timeout_s)
 		poll(NULL, 0, 5);
 	}
 	if (r != s->pid) {
-		fprintf(stderr, "fibd did not exit within %us of SIGTERM\n",
-			timeout_s);
+		fprintf(stderr, "fibd (pid %d) ignored SIGTERM for %us\n",
+			(int)s->pid, timeout_s);
+		tsrv_dump_threads(s);
 		kill(s->pid, SIGKILL);
 		waitpid(s->pid, &status, 0);
 		status = -1;
