@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "stop.h"
 
 #define SHARDS_MAX 256
 
@@ -58,8 +59,8 @@ static unsigned shards_start(struct shard *shards, unsigned n)
 	int err = 0;
 
 	for (started = 0; started < n; started++) {
-		err = pthread_create(&shards[started].thread, NULL, shard_main,
-				     &shards[started]);
+		err = -stop_thread_create(&shards[started].thread, NULL,
+					  shard_main, &shards[started]);
 		if (err)
 			break;
 	}
@@ -96,9 +97,13 @@ int shards_run(const struct server_cfg *cfg, const struct shard_ops *ops)
 	err = shards_setup(cfg, shards, n, pool, &nopen);
 	if (err)
 		goto out_free;
-	for (unsigned i = 0; i < (cfg->ports ? n : 1); i++)
-		server_announce(cfg, shards[i].port);
+	/*
+	 * Announce only once every loop runs: a client told the port is up
+	 * is served at once, and may stop the server at once.
+	 */
 	started = shards_start(shards, n);
+	for (unsigned i = 0; i < (cfg->ports ? started : 1); i++)
+		server_announce(cfg, shards[i].port);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(shards[i].thread, NULL);
 out_free:

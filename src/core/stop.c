@@ -106,3 +106,30 @@ void stop_unwatch(int slot)
 	if (slot >= 0 && slot < STOP_WATCH_MAX)
 		atomic_store(&stop_watched[slot], -1);
 }
+
+void stop_signals_block(sigset_t *old)
+{
+	sigset_t stops;
+
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stops, old);
+}
+
+void stop_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+int stop_thread_create(pthread_t *thread, const pthread_attr_t *attr,
+		       void *(*fn)(void *), void *arg)
+{
+	sigset_t old;
+	int err;
+
+	stop_signals_block(&old);
+	err = pthread_create(thread, attr, fn, arg);
+	stop_signals_restore(&old);
+	return -err;
+}

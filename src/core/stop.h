@@ -10,6 +10,8 @@
 #ifndef FIBD_CORE_STOP_H
 #define FIBD_CORE_STOP_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 
 /* How many descriptors stop_watch() can hold. */
@@ -49,5 +51,23 @@ int stop_eventfd(void);
  */
 int stop_watch(int fd);
 void stop_unwatch(int slot);
+
+/*
+ * Every thread but the one that called stop_install() should run with
+ * SIGTERM and SIGINT blocked, so that the kernel always hands a stop to
+ * that thread. Otherwise the handler may run on any thread, in any state:
+ * TSan defers it until the thread that took the signal next enters libc,
+ * and a loop thread that took it on its way into a wait that never ends
+ * (no stop, no traffic) never ran it: runs of the test suite hung.
+ *
+ * stop_signals_block() blocks both in the calling thread and saves the old
+ * mask in *old; threads it then creates inherit the block, and
+ * stop_signals_restore() puts *old back. stop_thread_create() wraps
+ * pthread_create() in the pair and returns 0 or -errno.
+ */
+void stop_signals_block(sigset_t *old);
+void stop_signals_restore(const sigset_t *old);
+int stop_thread_create(pthread_t *thread, const pthread_attr_t *attr,
+		       void *(*fn)(void *), void *arg);
 
 #endif

@@ -59,6 +59,7 @@
 #include "../core/opt.h"
 #include "../core/pyengine.h"
 #include "../core/serve.h"
+#include "../core/stop.h"
 #include "../core/threadsrv.h"
 #include "model.h"
 
@@ -503,7 +504,7 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 			goto out_reap;
 		pool_make_idle(p, &p->workers[i]);
 	}
-	err = -pthread_create(&p->keeper, NULL, pool_keeper, p);
+	err = stop_thread_create(&p->keeper, NULL, pool_keeper, p);
 	if (err)
 		goto out_reap;
 	return 0;

@@ -16,7 +16,9 @@
  * replies go to 25 and the slow request is fib(35), the python default
  * --max-n, instead of fib(45).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +311,82 @@ static void case_sigterm_inflight(void)
 	close(fd);
 }
 
+/* A stop sent the moment the server says it listens is not lost. */
+static void case_sigterm_at_start(void)
+{
+	struct tsrv s;
+
+	for (int i = 0; i < 5; i++) {
+		if (start(&s, NULL, 1))
+			return;
+		if (stop_ok(&s))
+			return;
+	}
+}
+
+/*
+ * Whether task tid of pid blocks both SIGTERM and SIGINT; -1 when its
+ * status cannot be read (it has just exited).
+ */
+static int task_blocks_stops(pid_t pid, const char *tid)
+{
+	const unsigned long long stops =
+	    1ULL << (SIGTERM - 1) | 1ULL << (SIGINT - 1);
+	unsigned long long blk;
+	char path[96], line[128];
+	int found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)pid, tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+			found = (blk & stops) == stops;
+	fclose(f);
+	return found;
+}
+
+/*
+ * The stop handler runs on the main thread, so every other thread blocks
+ * SIGTERM and SIGINT (stop.h says why). Checked with a connection open
+ * and answered, so per-connection and pool threads exist.
+ */
+static void case_stop_signals_on_main(void)
+{
+	char path[64], main_tid[16];
+	struct dirent *e;
+	struct tsrv s;
+	int fd, others = 0;
+	DIR *d;
+
+	if (start(&s, NULL, 1))
+		return;
+	fd = tsrv_connect(&s, 0);
+	expect_line(fd, "25\n", "75025\n");
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)s.pid);
+	snprintf(main_tid, sizeof(main_tid), "%d", (int)s.pid);
+	d = opendir(path);
+	T_CHECK(d != NULL, "cannot list %s", path);
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || strcmp(e->d_name, main_tid) == 0)
+			continue;
+		others++;
+		T_CHECK(task_blocks_stops(s.pid, e->d_name) != 0,
+			"%s: thread %s takes SIGTERM or SIGINT", cur->name,
+			e->d_name);
+	}
+	if (d)
+		closedir(d);
+	T_CHECK(task_blocks_stops(s.pid, main_tid) == 0,
+		"%s: the main thread blocks the stop signals", cur->name);
+	fprintf(stderr, "%s: %d threads besides main checked\n", cur->name,
+		others);
+	close(fd);
+	stop_ok(&s);
+}
+
 /* single: the second client is answered only after the first leaves. */
 static void conc_serial(void)
 {
@@ -554,6 +632,8 @@ int main(void)
 		CASE(case_reset, 60);
 		CASE(case_sigterm_idle, 60);
 		CASE(case_sigterm_inflight, 60);
+		CASE(case_sigterm_at_start, 120);
+		CASE(case_stop_signals_on_main, 60);
 		CASE(case_concurrency, 120);
 		read_framing = 1;
 		READ_CASE(case_replies, 60);
