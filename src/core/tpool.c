@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stop.h"
@@ -15,6 +17,9 @@
  * sched showed the loop, woken by an eventfd, waiting 0.9 ms behind the
  * other worker while the waker's CPU went idle.
  */
+
+/* How long a worker that finished a job looks for the next (see below). */
+#define TPOOL_LINGER_NS 200000
 
 /* A pipe: r is what the loop polls, w what a worker writes. */
 struct tpool_bell {
@@ -119,21 +124,56 @@ static void tpool_finish(struct tpool_cq *q, struct tpool_job *job)
 		tpool_bell_ring(&q->bell);
 }
 
+static uint64_t tpool_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The next job if one comes within TPOOL_LINGER_NS, yielding the CPU
+ * between looks; NULL if none did. A worker that just finished is on the
+ * CPU the loop was woken onto, and the loop's next submit usually follows
+ * within one client round trip: taken here, it needs no futex wake, and
+ * no wake-up placement that could queue the worker behind the other
+ * worker's fib(30) on the other CPU.
+ */
+static struct tpool_job *tpool_linger(struct tpool *p)
+{
+	uint64_t until = tpool_now_ns() + TPOOL_LINGER_NS;
+	struct tpool_job *job;
+
+	do {
+		pthread_mutex_lock(&p->lock);
+		job = tpool_list_pop(&p->todo);
+		pthread_mutex_unlock(&p->lock);
+		if (job)
+			return job;
+		sched_yield();
+	} while (tpool_now_ns() < until);
+	return NULL;
+}
+
 static void *tpool_worker(void *arg)
 {
 	struct tpool *p = arg;
-	struct tpool_job *job;
+	struct tpool_job *job = NULL;
 
 	for (;;) {
-		pthread_mutex_lock(&p->lock);
-		while (!p->todo.head && !p->stopping)
-			pthread_cond_wait(&p->more, &p->lock);
-		job = tpool_list_pop(&p->todo);
-		pthread_mutex_unlock(&p->lock);
+		if (!job) {
+			pthread_mutex_lock(&p->lock);
+			while (!p->todo.head && !p->stopping)
+				pthread_cond_wait(&p->more, &p->lock);
+			job = tpool_list_pop(&p->todo);
+			pthread_mutex_unlock(&p->lock);
+		}
 		if (!job)
 			return NULL; /* stopping, and nothing left to run */
 		job->run(job);
 		tpool_finish(job->cq ? job->cq : &p->cq, job);
+		job = tpool_linger(p);
 	}
 }
 
