@@ -239,8 +239,12 @@ static ssize_t serve_read(struct serve_conn *c, unsigned timeout_ms)
 			   ? SERVE_READ_CHUNK /* HTTP frames itself */
 			   : proto_read_max(&c->cfg->limits, SERVE_READ_CHUNK);
 	ssize_t n;
-	int err = buf_reserve(&c->in, chunk);
+	int err = 0;
 
+	if (c->io->wait && !buf_used(&c->in))
+		err = c->io->wait(c->io->ctx, c->fd, timeout_ms);
+	if (!err)
+		err = buf_reserve(&c->in, chunk);
 	if (err)
 		return err;
 	n = c->io->read(c->io->ctx, c->fd, c->in.data + c->in.len, chunk,

@@ -154,6 +154,16 @@ int coro_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 int coro_wait_readable(int fd, int timeout_ms);
 
 /*
+ * Waits, as coro_wait_readable(), when coro_read would wait before reading
+ * (the last read of the stream socket fd was short, so it was emptied);
+ * otherwise returns 0 at once. Lets a caller wait for input before it
+ * sets a buffer aside for it. It may return with nothing to read (an edge
+ * came while nobody waited): the read after it then meets EAGAIN and waits,
+ * as it would have. Same returns as coro_wait_readable().
+ */
+int coro_wait_input(int fd, int timeout_ms);
+
+/*
  * Closes a descriptor used with the calls above: coroutines blocked on it
  * wake with -EBADF. If another coroutine is inside a call on fd, the
  * close(2) itself is done when that call returns. Returns 0 or -EBADF.

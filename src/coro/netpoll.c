@@ -496,3 +496,19 @@ int coro_wait_readable(int fd, int timeout_ms)
 	pd_release(pd);
 	return err < 0 ? err : 0;
 }
+
+int coro_wait_input(int fd, int timeout_ms)
+{
+	struct coro__pd *pd;
+	int64_t deadline;
+	int err = pd_acquire(fd, &pd);
+
+	if (err)
+		return err;
+	deadline = pd_deadline(timeout_ms);
+	if (pd_wait_first(pd))
+		while (!(err = pd_wait(pd, &pd->rg, deadline)))
+			;
+	pd_release(pd);
+	return err < 0 ? err : 0;
+}

@@ -70,9 +70,18 @@ static int coro_io_write(void *ctx, int fd, const void *buf, size_t len)
 	return n < 0 ? (int)n : 0;
 }
 
+static int coro_io_wait(void *ctx, int fd, unsigned timeout_ms)
+{
+	int err = coro_wait_input(fd, timeout_ms ? (int)timeout_ms : -1);
+
+	(void)ctx;
+	return err == -ETIMEDOUT ? -EAGAIN : err;
+}
+
 static const struct serve_io coro_io = {
     .read = coro_io_read,
     .write = coro_io_write,
+    .wait = coro_io_wait,
 };
 
 /* --offload: fib on the runtime's blocking pool, the coroutine parked. */

@@ -292,6 +292,61 @@ static void test_read_drained(void)
 	tcoro_check_clean();
 }
 
+/*
+ * coro_wait_input() waits only where coro_read() would wait first: after a
+ * short read of a stream socket. Anywhere else it returns at once, also
+ * with data queued after a full read, which a wait for a new edge would
+ * never see (T_RUN fails the hang). It may return early, when an edge came
+ * while nobody waited: the read after it then waits, so the reads here
+ * each wait for their data first, and no such edge is left over.
+ */
+static void input_reader(void *arg)
+{
+	struct drain *d = arg;
+	int fd = d->fd[0];
+	char buf[64];
+
+	CO_CHECK(coro_wait_input(fd, -1) == 0); /* not read yet: no wait */
+	CO_CHECK(coro_read_timeout(fd, buf, sizeof(buf), 20) == -ETIMEDOUT);
+	coro_event_signal(&d->done);
+	drain_read(fd, buf, sizeof(buf), "a"); /* parked, then short */
+	CO_CHECK(coro_wait_input(fd, 20) == -ETIMEDOUT); /* drained: waits */
+	coro_event_signal(&d->done);
+	CO_CHECK(coro_wait_input(fd, -1) == 0); /* woken by "b" */
+	drain_read(fd, buf, sizeof(buf), "b");
+	coro_event_signal(&d->done);
+	coro_event_wait(&d->go);
+	CO_CHECK(coro_wait_input(fd, -1) == 0); /* "c" came before the wait */
+	drain_read(fd, buf, 4, "cccc");		/* full: more may be queued */
+	CO_CHECK(coro_wait_input(fd, -1) == 0);
+	drain_read(fd, buf, sizeof(buf), "dd");
+}
+
+static void test_wait_input(void)
+{
+	struct coro_rt *rt = tcoro_rt_new(2);
+	struct drain d = {.go = CORO_EVENT_INIT, .done = CORO_EVENT_INIT};
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, d.fd) == 0);
+	CHECK(coro_go(rt, input_reader, &d) == 0);
+	coro_event_wait(&d.done);
+	usleep(20 * 1000); /* let the reader park in coro_read */
+	peer_send(&d, "a");
+	coro_event_wait(&d.done);
+	usleep(20 * 1000); /* let the reader park in coro_wait_input */
+	peer_send(&d, "b");
+	coro_event_wait(&d.done);
+	peer_send(&d, "c");
+	usleep(20 * 1000);
+	peer_send(&d, "cccdd");
+	coro_event_signal(&d.go);
+	coro_rt_wait(rt);
+	CHECK(coro_close(d.fd[0]) == 0);
+	close(d.fd[1]);
+	coro_rt_free(rt);
+	tcoro_check_clean();
+}
+
 /* ---- timed waits, eventfd, cancel ---------------------------------------- */
 
 static void timed(void *arg)
@@ -410,6 +465,7 @@ int main(void)
 	T_RUN(test_echo, 30);
 	T_RUN(test_wake_parked, 10);
 	T_RUN(test_read_drained, 10);
+	T_RUN(test_wait_input, 10);
 	T_RUN(test_timed_cancel, 10);
 	T_RUN(test_accept, 20);
 	return t_done("test_coro_net");
