@@ -249,7 +249,7 @@ int main(int argc, char **argv)
 	net_ignore_sigpipe();
 	raise_fd_limit();
 	if (stop_install() < 0) {
-		log_msg("cannot install signal handlers");
+		log_msg("cannot set up the stop on SIGTERM and SIGINT");
 		return 1;
 	}
 	/* Before any fork: the many model's processes share the counters. */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 
 #include "log.h"
-#include "stop.h"
 
 #define SHARDS_MAX 256
 
@@ -59,8 +58,8 @@ static unsigned shards_start(struct shard *shards, unsigned n)
 	int err = 0;
 
 	for (started = 0; started < n; started++) {
-		err = -stop_thread_create(&shards[started].thread, NULL,
-					  shard_main, &shards[started]);
+		err = pthread_create(&shards[started].thread, NULL, shard_main,
+				     &shards[started]);
 		if (err)
 			break;
 	}

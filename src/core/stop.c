@@ -1,6 +1,7 @@
 #include "stop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,7 +14,10 @@ static atomic_bool stop_flag;
 static int stop_efd = -1;
 static atomic_int stop_watched[STOP_WATCH_MAX];
 
-/* Only async-signal-safe calls from here on down. */
+/*
+ * Only async-signal-safe calls from here on down: the stop thread calls
+ * this, and so does the handler in a forked child.
+ */
 static void stop_wake_all(void)
 {
 	uint64_t one = 1;
@@ -38,9 +42,34 @@ static void stop_on_signal(int sig)
 	errno = saved;
 }
 
+/* SIGTERM and SIGINT: the signals that ask for a stop. */
+static void stop_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+/* The one thread that takes the stop signals, synchronously. */
+static void *stop_signal_main(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	(void)arg;
+	stop_signal_set(&set);
+	for (;;)
+		if (sigwait(&set, &sig) == 0)
+			stop_wake_all();
+	return NULL;
+}
+
 int stop_install(void)
 {
 	struct sigaction sa;
+	pthread_t thread;
+	sigset_t set;
+	int err;
 
 	for (int i = 0; i < STOP_WATCH_MAX; i++)
 		atomic_store(&stop_watched[i], -1);
@@ -54,11 +83,19 @@ int stop_install(void)
 	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
 	    sigaction(SIGINT, &sa, NULL) < 0)
 		return -errno;
+	stop_signal_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	err = pthread_create(&thread, NULL, stop_signal_main, NULL);
+	if (err)
+		return -err; /* fibd gives up: it could not be stopped */
+	pthread_setname_np(thread, STOP_THREAD_NAME);
+	pthread_detach(thread);
 	return 0;
 }
 
 int stop_after_fork(void)
 {
+	sigset_t set;
 	int fd = eventfd(stop_requested(), EFD_CLOEXEC | EFD_NONBLOCK);
 
 	if (fd < 0)
@@ -68,6 +105,8 @@ int stop_after_fork(void)
 	stop_efd = fd;
 	for (int i = 0; i < STOP_WATCH_MAX; i++)
 		atomic_store(&stop_watched[i], -1);
+	stop_signal_set(&set);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return 0;
 }
 
@@ -105,31 +144,4 @@ void stop_unwatch(int slot)
 {
 	if (slot >= 0 && slot < STOP_WATCH_MAX)
 		atomic_store(&stop_watched[slot], -1);
-}
-
-void stop_signals_block(sigset_t *old)
-{
-	sigset_t stops;
-
-	sigemptyset(&stops);
-	sigaddset(&stops, SIGTERM);
-	sigaddset(&stops, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stops, old);
-}
-
-void stop_signals_restore(const sigset_t *old)
-{
-	pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
-int stop_thread_create(pthread_t *thread, const pthread_attr_t *attr,
-		       void *(*fn)(void *), void *arg)
-{
-	sigset_t old;
-	int err;
-
-	stop_signals_block(&old);
-	err = pthread_create(thread, attr, fn, arg);
-	stop_signals_restore(&old);
-	return -err;
 }

@@ -1,33 +1,47 @@
 /*
  * stop - graceful shutdown on SIGTERM and SIGINT.
  *
- * The signal handler only does async-signal-safe things: it sets a flag,
- * makes an eventfd readable, and calls shutdown(SHUT_RD) on the watched
- * descriptors, which wakes a thread blocked in accept() (it fails) or in
- * read() (it returns what is queued, then 0). Models then stop accepting,
- * answer every request they have already received, and return 0.
+ * A stop sets a flag, makes an eventfd readable, and calls shutdown(SHUT_RD)
+ * on the watched descriptors, which wakes a thread blocked in accept() (it
+ * fails) or in read() (it returns what is queued, then 0). Models then stop
+ * accepting, answer every request they have already received, and return 0.
+ *
+ * Who takes the signal: one thread of fibd's own, named STOP_THREAD_NAME,
+ * in sigwait(). stop_install() blocks both signals in the calling thread,
+ * and every thread started after inherits the block, so the kernel has no
+ * other thread to hand them to. No handler runs in a thread that happens
+ * to be somewhere else: under TSan, which defers a handler until the
+ * thread that took the signal leaves its next libc call, a main thread
+ * that took SIGTERM on its way into pthread_join() never ran it, and runs
+ * of the test suite hung. A forked child (many's) has no such thread: it
+ * runs single-threaded, and stop_after_fork() unblocks the signals for
+ * the handler, which does only async-signal-safe things.
  */
 #ifndef FIBD_CORE_STOP_H
 #define FIBD_CORE_STOP_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 
 /* How many descriptors stop_watch() can hold. */
 #define STOP_WATCH_MAX 64
 
+/* The thread that takes SIGTERM and SIGINT (see /proc/PID/task/N/comm). */
+#define STOP_THREAD_NAME "fibd-stop"
+
 /*
- * Installs the SIGTERM and SIGINT handlers (without SA_RESTART, so blocking
- * calls return EINTR) and creates the eventfd. Call once, early, before any
- * thread or child exists. Returns 0 or -errno.
+ * Creates the eventfd, installs the handlers (for forked children; without
+ * SA_RESTART, so their blocking calls return EINTR), blocks SIGTERM and
+ * SIGINT in the calling thread and starts the thread that takes them. Call
+ * once, early, from the main thread, before any other thread or child
+ * exists. Returns 0 or -errno.
  */
 int stop_install(void);
 
 /*
  * In a child after fork(): gives the child an eventfd of its own (the
- * parent's is shared across fork) and forgets the parent's watches.
- * Returns 0 or -errno.
+ * parent's is shared across fork), forgets the parent's watches, and
+ * unblocks SIGTERM and SIGINT, which the handler then takes. The child must
+ * stay single-threaded. Returns 0 or -errno.
  */
 int stop_after_fork(void);
 
@@ -44,30 +58,15 @@ void stop_request(void);
 int stop_eventfd(void);
 
 /*
- * Has the handler shutdown(fd, SHUT_RD) on a stop. Returns a slot for
- * stop_unwatch(), or -ENOSPC. Watch only listeners that live until exit, or
- * connections of a single-threaded process, which unwatch before closing:
- * the handler must never meet a descriptor number that was reused.
+ * Has a stop shutdown(fd, SHUT_RD). Returns a slot for stop_unwatch(), or
+ * -ENOSPC. Watch only listeners that live until exit, or the connection of
+ * a serial server, which unwatches before closing. The stop thread may
+ * still meet that number once it is reused, but only during the stop it is
+ * making, and the one socket a serial server opens then is a connection,
+ * whose read side the stop shuts anyway (stop_watch() does, for a socket
+ * it is given after the stop began).
  */
 int stop_watch(int fd);
 void stop_unwatch(int slot);
-
-/*
- * Every thread but the one that called stop_install() should run with
- * SIGTERM and SIGINT blocked, so that the kernel always hands a stop to
- * that thread. Otherwise the handler may run on any thread, in any state:
- * TSan defers it until the thread that took the signal next enters libc,
- * and a loop thread that took it on its way into a wait that never ends
- * (no stop, no traffic) never ran it: runs of the test suite hung.
- *
- * stop_signals_block() blocks both in the calling thread and saves the old
- * mask in *old; threads it then creates inherit the block, and
- * stop_signals_restore() puts *old back. stop_thread_create() wraps
- * pthread_create() in the pair and returns 0 or -errno.
- */
-void stop_signals_block(sigset_t *old);
-void stop_signals_restore(const sigset_t *old);
-int stop_thread_create(pthread_t *thread, const pthread_attr_t *attr,
-		       void *(*fn)(void *), void *arg);
 
 #endif

@@ -42,7 +42,7 @@ static int threadsrv_spawn(int fd, const struct server_cfg *cfg,
 	c->cfg = cfg;
 	c->ops = ops;
 	serve_track(fd);
-	err = -stop_thread_create(&tid, attr, threadsrv_conn_main, c);
+	err = pthread_create(&tid, attr, threadsrv_conn_main, c);
 	if (err) {
 		serve_untrack(fd);
 		free(c);

@@ -10,8 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "stop.h"
-
 /*
  * A completion is a byte on a pipe, not an eventfd (see tpool.h): perf
  * sched showed the loop, woken by an eventfd, waiting 0.9 ms behind the
@@ -250,8 +248,8 @@ struct tpool *tpool_create(unsigned nthreads)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->more, NULL);
 	for (; p->nthreads < nthreads; p->nthreads++) {
-		err = -stop_thread_create(&p->threads[p->nthreads], NULL,
-					  tpool_worker, p);
+		err = pthread_create(&p->threads[p->nthreads], NULL,
+				     tpool_worker, p);
 		if (err)
 			goto out_destroy;
 	}

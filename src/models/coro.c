@@ -210,14 +210,11 @@ static int coro_run(const struct server_cfg *cfg)
 	    .stack_size = CORO_STACK_SIZE,
 	};
 	struct coro_server srv = {.cfg = cfg};
-	sigset_t old;
 
 	srv.lfd = server_listen(cfg, cfg->port, NET_NONBLOCK);
 	if (srv.lfd < 0)
 		return srv.lfd;
-	stop_signals_block(&old); /* the runtime's threads inherit it */
 	srv.rt = coro_rt_new(&opts);
-	stop_signals_restore(&old);
 	if (!srv.rt) {
 		int err = -errno;
 		coro_close(srv.lfd);

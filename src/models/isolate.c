@@ -32,7 +32,6 @@
 #include "../core/log.h"
 #include "../core/pyengine.h"
 #include "../core/serve.h"
-#include "../core/stop.h"
 #include "../core/threadsrv.h"
 #include "model.h"
 
@@ -137,7 +136,7 @@ static int isolate_start(struct isolate *iso, const struct server_cfg *cfg)
 		goto out_destroy_req;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREADSRV_STACK_SIZE);
-	err = stop_thread_create(&iso->worker, &attr, isolate_worker, iso);
+	err = -pthread_create(&iso->worker, &attr, isolate_worker, iso);
 	pthread_attr_destroy(&attr);
 	if (err)
 		goto out_destroy_rep;

@@ -59,7 +59,6 @@
 #include "../core/opt.h"
 #include "../core/pyengine.h"
 #include "../core/serve.h"
-#include "../core/stop.h"
 #include "../core/threadsrv.h"
 #include "model.h"
 
@@ -504,7 +503,7 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 			goto out_reap;
 		pool_make_idle(p, &p->workers[i]);
 	}
-	err = stop_thread_create(&p->keeper, NULL, pool_keeper, p);
+	err = -pthread_create(&p->keeper, NULL, pool_keeper, p);
 	if (err)
 		goto out_reap;
 	return 0;
