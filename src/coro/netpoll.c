@@ -480,7 +480,11 @@ int coro_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 	return n;
 }
 
-int coro_wait_readable(int fd, int timeout_ms)
+/*
+ * Waits for fd to turn readable; with drained_only, only if its next read
+ * would wait first (pd_wait_first()). Either way that read is due now.
+ */
+static int pd_wait_readable(int fd, int timeout_ms, bool drained_only)
 {
 	struct coro__pd *pd;
 	int64_t deadline;
@@ -489,26 +493,20 @@ int coro_wait_readable(int fd, int timeout_ms)
 	if (err)
 		return err;
 	deadline = pd_deadline(timeout_ms);
-	while (!(err = pd_wait(pd, &pd->rg, deadline)))
-		;
-	/* This was the wait a drained fd's next read would make: read now. */
+	if (!drained_only || pd_wait_first(pd))
+		while (!(err = pd_wait(pd, &pd->rg, deadline)))
+			;
 	atomic_store(&pd->drained, false);
 	pd_release(pd);
 	return err < 0 ? err : 0;
 }
 
+int coro_wait_readable(int fd, int timeout_ms)
+{
+	return pd_wait_readable(fd, timeout_ms, false);
+}
+
 int coro_wait_input(int fd, int timeout_ms)
 {
-	struct coro__pd *pd;
-	int64_t deadline;
-	int err = pd_acquire(fd, &pd);
-
-	if (err)
-		return err;
-	deadline = pd_deadline(timeout_ms);
-	if (pd_wait_first(pd))
-		while (!(err = pd_wait(pd, &pd->rg, deadline)))
-			;
-	pd_release(pd);
-	return err < 0 ? err : 0;
+	return pd_wait_readable(fd, timeout_ms, true);
 }
