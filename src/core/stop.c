@@ -16,7 +16,7 @@ static atomic_int stop_watched[STOP_WATCH_MAX];
 
 /*
  * Only async-signal-safe calls from here on down: the stop thread calls
- * this, and so does the handler in a forked child.
+ * this, and so does the handler (STOP_BY_HANDLER).
  */
 static void stop_wake_all(void)
 {
@@ -64,7 +64,7 @@ static void *stop_signal_main(void *arg)
 	return NULL;
 }
 
-int stop_install(void)
+int stop_install(enum stop_by by)
 {
 	struct sigaction sa;
 	pthread_t thread;
@@ -83,6 +83,8 @@ int stop_install(void)
 	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
 	    sigaction(SIGINT, &sa, NULL) < 0)
 		return -errno;
+	if (by == STOP_BY_HANDLER)
+		return 0;
 	stop_signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	err = pthread_create(&thread, NULL, stop_signal_main, NULL);
@@ -95,7 +97,6 @@ int stop_install(void)
 
 int stop_after_fork(void)
 {
-	sigset_t set;
 	int fd = eventfd(stop_requested(), EFD_CLOEXEC | EFD_NONBLOCK);
 
 	if (fd < 0)
@@ -105,8 +106,6 @@ int stop_after_fork(void)
 	stop_efd = fd;
 	for (int i = 0; i < STOP_WATCH_MAX; i++)
 		atomic_store(&stop_watched[i], -1);
-	stop_signal_set(&set);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return 0;
 }
 

@@ -6,16 +6,22 @@
  * fails) or in read() (it returns what is queued, then 0). Models then stop
  * accepting, answer every request they have already received, and return 0.
  *
- * Who takes the signal: one thread of fibd's own, named STOP_THREAD_NAME,
- * in sigwait(). stop_install() blocks both signals in the calling thread,
- * and every thread started after inherits the block, so the kernel has no
- * other thread to hand them to. No handler runs in a thread that happens
- * to be somewhere else: under TSan, which defers a handler until the
- * thread that took the signal leaves its next libc call, a main thread
- * that took SIGTERM on its way into pthread_join() never ran it, and runs
- * of the test suite hung. A forked child (many's) has no such thread: it
- * runs single-threaded, and stop_after_fork() unblocks the signals for
- * the handler, which does only async-signal-safe things.
+ * Who takes the signal: in a threaded process, one thread of fibd's own,
+ * named STOP_THREAD_NAME, in sigwait() (STOP_BY_THREAD). stop_install()
+ * blocks both signals in the calling thread, and every thread started
+ * after inherits the block, so the kernel has no other thread to hand
+ * them to. No handler runs in a thread that happens to be somewhere else:
+ * under TSan, which defers a handler until the thread that took the
+ * signal leaves its next libc call, a main thread that took SIGTERM on
+ * its way into pthread_join() never ran it, and runs of the test suite
+ * hung.
+ *
+ * A process that forks children which run on without exec (many's
+ * supervisor) stays single-threaded instead (STOP_BY_HANDLER): a fork
+ * while the stop thread started could hand the child a lock that thread
+ * held (ASan's allocator lock: a child's leak check at exit hung on it).
+ * There, and in those children, a handler takes the signal on the one
+ * thread, and does only async-signal-safe things.
  */
 #ifndef FIBD_CORE_STOP_H
 #define FIBD_CORE_STOP_H
@@ -28,20 +34,27 @@
 /* The thread that takes SIGTERM and SIGINT (see /proc/PID/task/N/comm). */
 #define STOP_THREAD_NAME "fibd-stop"
 
+/* Who takes SIGTERM and SIGINT (see above). */
+enum stop_by {
+	STOP_BY_THREAD,	 /* the STOP_THREAD_NAME thread, in sigwait() */
+	STOP_BY_HANDLER, /* a handler, in a process that stays single-threaded
+			  */
+};
+
 /*
- * Creates the eventfd, installs the handlers (for forked children; without
- * SA_RESTART, so their blocking calls return EINTR), blocks SIGTERM and
- * SIGINT in the calling thread and starts the thread that takes them. Call
- * once, early, from the main thread, before any other thread or child
- * exists. Returns 0 or -errno.
+ * Creates the eventfd and installs the handlers (without SA_RESTART, so
+ * blocking calls return EINTR). With STOP_BY_THREAD, also blocks SIGTERM
+ * and SIGINT in the calling thread and starts the thread that takes them.
+ * Call once, early, from the main thread, before any other thread or
+ * child exists. Returns 0 or -errno.
  */
-int stop_install(void);
+int stop_install(enum stop_by by);
 
 /*
  * In a child after fork(): gives the child an eventfd of its own (the
- * parent's is shared across fork), forgets the parent's watches, and
- * unblocks SIGTERM and SIGINT, which the handler then takes. The child must
- * stay single-threaded. Returns 0 or -errno.
+ * parent's is shared across fork) and forgets the parent's watches. The
+ * handler takes the stop there: the parent must have used STOP_BY_HANDLER.
+ * Returns 0 or -errno.
  */
 int stop_after_fork(void);
 

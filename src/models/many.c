@@ -244,5 +244,6 @@ const struct model model_many = {
     .summary = "N single-threaded processes on one port (SO_REUSEPORT) or "
 	       "--ports",
     .concurrency = MODEL_SHARDED,
+    .forks = true,
     .run = many_run,
 };

@@ -10,6 +10,8 @@
 #ifndef FIBD_MODELS_MODEL_H
 #define FIBD_MODELS_MODEL_H
 
+#include <stdbool.h>
+
 #include "../core/server.h"
 
 /* How a model serves clients at once; the behaviour suite tests exactly this.
@@ -25,6 +27,12 @@ struct model {
 	const char *name;    /* --model NAME */
 	const char *summary; /* one line for --list-models */
 	enum model_concurrency concurrency;
+	/*
+	 * Forks children that run on without exec (many's). fibd then takes
+	 * a stop with a handler, not with a thread (stop.h): a fork while a
+	 * second thread runs can hand the child a lock that thread held.
+	 */
+	bool forks;
 	/* Serves until a stop. Returns 0, or a negative errno on failure. */
 	int (*run)(const struct server_cfg *cfg);
 	/*
