@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -94,10 +95,25 @@ static void tsrv_exec(const char *model, const char *const *args, int logfd)
 		struct rlimit rl = {tsrv_nofile, tsrv_nofile};
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/*
+	 * A group of its own, so that a server that will not stop is killed
+	 * with every process it forked: a child left behind keeps the test's
+	 * stdout open, and the suite's runner would wait on it for ever. And
+	 * dead with the test (started from the thread that stops it).
+	 */
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	dup2(logfd, STDERR_FILENO);
 	execv(path, (char *const *)argv);
 	fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
 	_exit(127);
+}
+
+/* SIGKILL to the server and every process it forked (its group); reaps it. */
+static void tsrv_kill(const struct tsrv *s, int *status)
+{
+	kill(-s->pid, SIGKILL);
+	waitpid(s->pid, status, 0);
 }
 
 /* Reads the ports announced so far from the log. */
@@ -138,6 +154,8 @@ int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 	s->pid = fork();
 	if (s->pid == 0)
 		tsrv_exec(model, args, logfd);
+	if (s->pid > 0)
+		setpgid(s->pid, s->pid); /* as the child does: no race */
 	close(logfd);
 	for (int waited = 0; waited < 10000; waited += 5) {
 		if (tsrv_scan_ports(s) >= nports)
@@ -152,8 +170,7 @@ int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 	}
 	fprintf(stderr, "fibd --model %s did not announce %d port(s)\n", model,
 		nports);
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, &status, 0);
+	tsrv_kill(s, &status);
 	s->pid = 0;
 	return -1;
 }
@@ -194,8 +211,7 @@ int tsrv_stop(struct tsrv *s, unsigned timeout_s)
 		fprintf(stderr, "fibd (pid %d) ignored SIGTERM for %us\n",
 			(int)s->pid, timeout_s);
 		tsrv_dump_threads(s);
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, &status, 0);
+		tsrv_kill(s, &status);
 		status = -1;
 	} else if (WIFSIGNALED(status)) {
 		fprintf(stderr, "fibd died by signal %d\n", WTERMSIG(status));
