@@ -115,6 +115,28 @@ static int wait_pool_whole(pid_t server, int want)
 	return 0;
 }
 
+/*
+ * Waits until the server has want workers, each asleep (state S: blocked on
+ * its socket, waiting for a job). A worker still starting (exec, the loader)
+ * also shows R, so only after this does R mean "computing a request".
+ */
+static int wait_pool_idle(pid_t server, int want)
+{
+	pid_t pids[MAX_WORKERS];
+	int n, asleep;
+
+	for (int ms = 0; ms < WAIT_MS; ms += 5) {
+		n = workers_of(server, pids, MAX_WORKERS);
+		asleep = 0;
+		for (int i = 0; i < n; i++)
+			asleep += proc_state(pids[i], NULL) == 'S';
+		if (n == want && asleep == want)
+			return 1;
+		poll(NULL, 0, 5);
+	}
+	return 0;
+}
+
 /* Waits until pid is gone: its parent has reaped it. */
 static int wait_gone(pid_t pid)
 {
@@ -166,6 +188,12 @@ static void case_kill_busy_worker(void)
 	a = tsrv_connect(&s, 0);
 	b = tsrv_connect(&s, 0);
 	expect_line(a, "1\n", "1\n");
+	/*
+	 * Killing a worker that is still starting fails no request (apply's
+	 * send fails and it retries elsewhere), so the victim must be one
+	 * that took a job: both idle first, then both running.
+	 */
+	T_CHECK(wait_pool_idle(s.pid, 2), "the workers never both waited");
 	T_CHECK(t_send(a, BUSY_REQ) == 0 && t_send(b, BUSY_REQ) == 0);
 	victim = wait_running(s.pid, 2);
 	T_CHECK(victim > 0, "the workers never both ran");
