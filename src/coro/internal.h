@@ -137,6 +137,8 @@ struct coro__timer {
 	int64_t when;			     /* CLOCK_MONOTONIC ns */
 	size_t idx;			     /* heap index, or TIMER_IDLE */
 	void (*fire)(struct coro__timer *t); /* under the timer lock */
+	/* when while in the heap, INT64_MAX out of it: readable unlocked */
+	_Atomic int64_t queued_when;
 };
 #define TIMER_IDLE SIZE_MAX
 
@@ -212,6 +214,16 @@ int coro__timers_init(struct coro_rt *rt);
 void coro__timers_destroy(struct coro_rt *rt);
 int coro__timer_add(struct coro_rt *rt, struct coro__timer *t);
 void coro__timer_del(struct coro_rt *rt, struct coro__timer *t);
+/*
+ * Makes t fire by when at the latest: queues it, or moves it earlier. One
+ * queued to fire sooner stays as it is, and its fire() decides again then
+ * (a lazy deadline: see netpoll.c). Returns 0 or -ENOMEM.
+ */
+int coro__timer_arm_by(struct coro_rt *rt, struct coro__timer *t,
+		       int64_t when);
+/* From inside t's fire(): queues t again, to fire at when. */
+void coro__timer_requeue(struct coro_rt *rt, struct coro__timer *t,
+			 int64_t when);
 void coro__timers_run(struct coro_rt *rt);
 /*
  * w is about to sleep in epoll_wait: publishes the deadline it will wake

@@ -10,9 +10,10 @@
  *
  * A new earliest deadline rings a sleeper awake only if no sleeper would
  * wake by then anyway (each worker's sleep_until, as Go's wakeNetPoller
- * reads sched.pollUntil). Every read with an idle timeout adds a timer,
- * and a lone connection's timer is always the earliest: without this check
- * each request would cost an eventfd write and a wake-up of the other
+ * reads sched.pollUntil). A read with an idle timeout queues a timer when
+ * its connection has none queued by that deadline (netpoll.c keeps one per
+ * fd, lazily), and a lone connection's timer is then the earliest: without
+ * this check that would cost an eventfd write and a wake-up of the other
  * worker. Sleepers publish sleep_until and then read timer_next again;
  * adders store timer_next and then read sleep_until (all seq_cst), so
  * either the sleeper sees the new deadline or the adder sees the sleeper.
@@ -53,6 +54,23 @@ void coro__timers_destroy(struct coro_rt *rt)
 	pthread_mutex_destroy(&rt->timer_lock);
 }
 
+/* Room for one more timer. Returns 0 or -ENOMEM. */
+static int heap_grow(struct coro_rt *rt)
+{
+	struct coro__timer **heap;
+	size_t cap;
+
+	if (rt->ntimers < rt->heap_cap)
+		return 0;
+	cap = rt->heap_cap ? 2 * rt->heap_cap : 64;
+	heap = realloc(rt->heap, cap * sizeof(*heap));
+	if (!heap)
+		return -ENOMEM;
+	rt->heap = heap;
+	rt->heap_cap = cap;
+	return 0;
+}
+
 static void heap_set(struct coro_rt *rt, size_t i, struct coro__timer *t)
 {
 	rt->heap[i] = t;
@@ -87,11 +105,22 @@ static void sift_down(struct coro_rt *rt, size_t i)
 	heap_set(rt, i, t);
 }
 
+/* Queues t (idle, with room for it) at when. */
+static void heap_insert(struct coro_rt *rt, struct coro__timer *t,
+			int64_t when)
+{
+	t->when = when;
+	atomic_store(&t->queued_when, when);
+	rt->heap[rt->ntimers++] = t;
+	sift_up(rt, rt->ntimers - 1);
+}
+
 static void heap_remove(struct coro_rt *rt, size_t i)
 {
 	struct coro__timer *last = rt->heap[--rt->ntimers];
 
 	rt->heap[i]->idx = TIMER_IDLE;
+	atomic_store(&rt->heap[i]->queued_when, INT64_MAX);
 	if (i == rt->ntimers)
 		return;
 	heap_set(rt, i, last);
@@ -118,29 +147,38 @@ static bool sleeper_wakes_by(struct coro_rt *rt, int64_t when)
 
 int coro__timer_add(struct coro_rt *rt, struct coro__timer *t)
 {
-	struct coro__timer **heap;
+	return coro__timer_arm_by(rt, t, t->when);
+}
+
+int coro__timer_arm_by(struct coro_rt *rt, struct coro__timer *t,
+		       int64_t when)
+{
 	bool earliest;
+	int err = 0;
 
 	pthread_mutex_lock(&rt->timer_lock);
-	if (rt->ntimers == rt->heap_cap) {
-		size_t cap = rt->heap_cap ? 2 * rt->heap_cap : 64;
-
-		heap = realloc(rt->heap, cap * sizeof(*heap));
-		if (!heap) {
-			pthread_mutex_unlock(&rt->timer_lock);
-			return -ENOMEM;
+	if (t->idx != TIMER_IDLE) {
+		if (t->when > when) {
+			t->when = when;
+			atomic_store(&t->queued_when, when);
+			sift_up(rt, t->idx);
 		}
-		rt->heap = heap;
-		rt->heap_cap = cap;
+	} else if (!(err = heap_grow(rt))) {
+		heap_insert(rt, t, when);
 	}
-	rt->heap[rt->ntimers++] = t;
-	sift_up(rt, rt->ntimers - 1);
-	earliest = rt->heap[0] == t;
+	earliest = !err && rt->heap[0] == t;
 	publish_next(rt);
 	pthread_mutex_unlock(&rt->timer_lock);
 	if (earliest)
 		coro__timers_cover(rt);
-	return 0;
+	return err;
+}
+
+/* It just left the heap, so there is room: nothing to allocate. */
+void coro__timer_requeue(struct coro_rt *rt, struct coro__timer *t,
+			 int64_t when)
+{
+	heap_insert(rt, t, when);
 }
 
 void coro__timer_del(struct coro_rt *rt, struct coro__timer *t)

@@ -2,10 +2,11 @@
  * test_coro_net - the coroutine runtime's netpoller: echo over a socketpair
  * with EAGAIN parking both ways, close and shutdown waking a parked reader,
  * reads after a short read (which wait before they read), timed waits,
- * cancelling I/O, and an accept loop over TCP.
+ * lazy read deadlines, cancelling I/O, and an accept loop over TCP.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,127 @@ static void test_timed_cancel(void)
 	tcoro_check_clean();
 }
 
+/* ---- a reader's deadline is lazy: moved, not requeued, per read --------- */
+
+struct lazy {
+	int fd[2];
+	struct coro_event timed_out; /* the other side is done */
+};
+
+static void lazy_peer(void *arg)
+{
+	struct lazy *z = arg;
+
+	CO_CHECK(coro_sleep(5) == 0);
+	CO_CHECK(coro_write(z->fd[1], "a", 1) == 1);
+	coro_event_wait(&z->timed_out);
+	CO_CHECK(coro_write(z->fd[1], "b", 1) == 1);
+	/* Past the 500 ms deadline the reader's timer was queued for. */
+	CO_CHECK(coro_sleep(1000) == 0);
+	CO_CHECK(coro_write(z->fd[1], "c", 1) == 1);
+}
+
+static void lazy_reader(void *arg)
+{
+	struct lazy *z = arg;
+	char c = 0;
+
+	/* Its timer stays queued for +60 s once the byte came... */
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 60000) == 1 && c == 'a');
+	/* ...and a shorter deadline moves it earlier (T_RUN's limit is 10 s) */
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 30) == -ETIMEDOUT);
+	coro_event_signal(&z->timed_out);
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 500) == 1 && c == 'b');
+	/*
+	 * The timer queued for +500 ms fires while this read waits with a
+	 * later deadline: the read goes on, it does not time out.
+	 */
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 5000) == 1 && c == 'c');
+	/* Closed with its timer queued (+5 s): the timer goes with the pd. */
+	CO_CHECK(coro_close(z->fd[0]) == 0);
+	CO_CHECK(coro_close(z->fd[1]) == 0);
+	/* The numbers come back: a fresh reader times out on its own terms. */
+	CO_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, z->fd) == 0);
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 30) == -ETIMEDOUT);
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 0) == -ETIMEDOUT);
+	CO_CHECK(coro_close(z->fd[0]) == 0);
+	CO_CHECK(coro_close(z->fd[1]) == 0);
+}
+
+static void test_lazy_deadline(void)
+{
+	struct coro_rt *rt = tcoro_rt_new(2);
+	struct lazy z = {.timed_out = CORO_EVENT_INIT};
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, z.fd) == 0);
+	CHECK(coro_go(rt, lazy_reader, &z) == 0);
+	CHECK(coro_go(rt, lazy_peer, &z) == 0);
+	coro_rt_wait(rt);
+	coro_rt_free(rt);
+	tcoro_check_clean();
+}
+
+/*
+ * A reader's timer queued in one runtime's heap is gone with its fd: the
+ * same fd number, reused under a second runtime once the first is freed,
+ * arms a timer in its own heap (a stale one would never fire there).
+ */
+static void late_write(void *arg)
+{
+	struct lazy *z = arg;
+
+	CO_CHECK(coro_sleep(5) == 0);
+	CO_CHECK(coro_write(z->fd[1], "a", 1) == 1);
+	coro_event_signal(&z->timed_out);
+}
+
+static void queue_then_close(void *arg)
+{
+	struct lazy *z = arg;
+	char c = 0;
+
+	/* Parked with a deadline, so its timer is queued, then woken. */
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 60000) == 1);
+	coro_event_wait(&z->timed_out); /* the writer is done with fd[1] */
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 0) == -ETIMEDOUT);
+	CO_CHECK(coro_close(z->fd[0]) == 0);
+	CO_CHECK(coro_close(z->fd[1]) == 0);
+}
+
+static void time_out_again(void *arg)
+{
+	struct lazy *z = arg;
+	char c = 0;
+
+	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 30) == -ETIMEDOUT);
+	CO_CHECK(coro_close(z->fd[0]) == 0);
+	CO_CHECK(coro_close(z->fd[1]) == 0);
+}
+
+static void test_deadline_other_rt(void)
+{
+	struct coro_rt *a = tcoro_rt_new(1), *b = tcoro_rt_new(1);
+	struct lazy z = {.timed_out = CORO_EVENT_INIT};
+	int first;
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, z.fd) == 0);
+	first = z.fd[0];
+	CHECK(coro_go(a, queue_then_close, &z) == 0);
+	CHECK(coro_go(a, late_write, &z) == 0);
+	coro_rt_wait(a);
+	coro_rt_free(a); /* b keeps the pd table */
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, z.fd) == 0);
+	if (z.fd[0] != first) { /* a's epoll fds went too: take the number */
+		CHECK(dup3(z.fd[0], first, O_CLOEXEC) == first);
+		close(z.fd[0]);
+		z.fd[0] = first;
+	}
+	CHECK(coro_go(b, time_out_again, &z) == 0);
+	coro_rt_wait(b);
+	coro_rt_free(b);
+	tcoro_check_clean();
+}
+
 /* ---- an accept loop over TCP, stopped by closing the listener ------------ */
 
 #define CLIENTS 20
@@ -467,6 +589,8 @@ int main(void)
 	T_RUN(test_read_drained, 10);
 	T_RUN(test_wait_input, 10);
 	T_RUN(test_timed_cancel, 10);
+	T_RUN(test_lazy_deadline, 10);
+	T_RUN(test_deadline_other_rt, 10);
 	T_RUN(test_accept, 20);
 	return t_done("test_coro_net");
 }
