@@ -219,8 +219,7 @@ void coro__timer_del(struct coro_rt *rt, struct coro__timer *t);
  * queued to fire sooner stays as it is, and its fire() decides again then
  * (a lazy deadline: see netpoll.c). Returns 0 or -ENOMEM.
  */
-int coro__timer_arm_by(struct coro_rt *rt, struct coro__timer *t,
-		       int64_t when);
+int coro__timer_arm_by(struct coro_rt *rt, struct coro__timer *t, int64_t when);
 /* From inside t's fire(): queues t again, to fire at when. */
 void coro__timer_requeue(struct coro_rt *rt, struct coro__timer *t,
 			 int64_t when);

@@ -106,8 +106,7 @@ static void sift_down(struct coro_rt *rt, size_t i)
 }
 
 /* Queues t (idle, with room for it) at when. */
-static void heap_insert(struct coro_rt *rt, struct coro__timer *t,
-			int64_t when)
+static void heap_insert(struct coro_rt *rt, struct coro__timer *t, int64_t when)
 {
 	t->when = when;
 	atomic_store(&t->queued_when, when);
@@ -150,8 +149,7 @@ int coro__timer_add(struct coro_rt *rt, struct coro__timer *t)
 	return coro__timer_arm_by(rt, t, t->when);
 }
 
-int coro__timer_arm_by(struct coro_rt *rt, struct coro__timer *t,
-		       int64_t when)
+int coro__timer_arm_by(struct coro_rt *rt, struct coro__timer *t, int64_t when)
 {
 	bool earliest;
 	int err = 0;

@@ -420,7 +420,8 @@ static void lazy_reader(void *arg)
 	CO_CHECK(coro_close(z->fd[0]) == 0);
 	CO_CHECK(coro_close(z->fd[1]) == 0);
 	/* The numbers come back: a fresh reader times out on its own terms. */
-	CO_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, z->fd) == 0);
+	CO_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, z->fd) ==
+		 0);
 	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 30) == -ETIMEDOUT);
 	CO_CHECK(coro_read_timeout(z->fd[0], &c, 1, 0) == -ETIMEDOUT);
 	CO_CHECK(coro_close(z->fd[0]) == 0);
