@@ -370,6 +370,8 @@ static int pd_wait(struct coro__pd *pd, _Atomic uintptr_t *slot,
 	int err;
 
 	if (deadline >= 0) {
+		if (slot != &pd->rg)
+			return -EINVAL; /* the timer wakes rg only */
 		if (deadline <= coro__now())
 			return -ETIMEDOUT;
 		err = pd_arm_deadline(pd, deadline);
