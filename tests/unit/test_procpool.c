@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,44 +98,40 @@ static pid_t wait_running(pid_t server, int want)
 	return 0;
 }
 
-/* Waits until the server has want live workers and no zombie child. */
-static int wait_pool_whole(pid_t server, int want)
+/*
+ * Waits until the server has want workers, each live (no zombie), or with
+ * asleep, each asleep (state S: blocked on its socket, waiting for a job).
+ * A worker still starting (exec, the loader) also shows R, so only after
+ * the asleep wait does R mean "computing a request".
+ */
+static int wait_pool(pid_t server, int want, bool asleep)
 {
 	pid_t pids[MAX_WORKERS];
-	int n, live;
+	int n, good;
+	char st;
 
 	for (int ms = 0; ms < WAIT_MS; ms += 5) {
 		n = workers_of(server, pids, MAX_WORKERS);
-		live = 0;
-		for (int i = 0; i < n; i++)
-			live += proc_state(pids[i], NULL) != 'Z';
-		if (n == want && live == want)
+		good = 0;
+		for (int i = 0; i < n; i++) {
+			st = proc_state(pids[i], NULL);
+			good += asleep ? st == 'S' : st != 'Z';
+		}
+		if (n == want && good == want)
 			return 1;
 		poll(NULL, 0, 5);
 	}
 	return 0;
 }
 
-/*
- * Waits until the server has want workers, each asleep (state S: blocked on
- * its socket, waiting for a job). A worker still starting (exec, the loader)
- * also shows R, so only after this does R mean "computing a request".
- */
+static int wait_pool_whole(pid_t server, int want)
+{
+	return wait_pool(server, want, false);
+}
+
 static int wait_pool_idle(pid_t server, int want)
 {
-	pid_t pids[MAX_WORKERS];
-	int n, asleep;
-
-	for (int ms = 0; ms < WAIT_MS; ms += 5) {
-		n = workers_of(server, pids, MAX_WORKERS);
-		asleep = 0;
-		for (int i = 0; i < n; i++)
-			asleep += proc_state(pids[i], NULL) == 'S';
-		if (n == want && asleep == want)
-			return 1;
-		poll(NULL, 0, 5);
-	}
-	return 0;
+	return wait_pool(server, want, true);
 }
 
 /* Waits until pid is gone: its parent has reaped it. */
