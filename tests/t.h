@@ -20,7 +20,16 @@ void t_check(int ok, const char *file, int line, const char *expr,
 #define T_CHECK(cond, ...)                                                     \
 	t_check(!!(cond), __FILE__, __LINE__, #cond, " " __VA_ARGS__)
 
-/* Runs fn in a child process with a timeout of secs seconds. */
+/*
+ * $T_SLOW (a whole number, default 1): every deadline the suite sets, from
+ * t_run()'s to a client socket's receive timeout, is this many times
+ * longer. tests/run.sh sets it when it runs more jobs than there are CPUs,
+ * so a job given half a CPU gets twice the time; a deadline only says how
+ * long to wait for a hang, never how fast anything must be.
+ */
+unsigned t_slow(void);
+
+/* Runs fn in a child process with a timeout of secs * t_slow() seconds. */
 void t_run(const char *name, void (*fn)(void), unsigned secs);
 #define T_RUN(fn, secs) t_run(#fn, fn, secs)
 

@@ -43,23 +43,15 @@ make -j2 TSAN=1 $targets >/dev/null || {
 
 logdir=$(mktemp -d /tmp/fibd-tsan-XXXXXX)
 export TSAN_OPTIONS="log_path=$logdir/report second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-export FIBD_BUILD=$B FIBD_MODELS=$MODELS FIBD_ENGINES=c
-passed=0 failed=0
+export FIBD_BUILD=$B FIBD_MODELS="$MODELS" FIBD_ENGINES=c
 echo "tsan: models $MODELS; reports in $logdir"
-for t in $tests; do
-	out=$("$B/tests/$t" 2>&1)
-	rc=$?
-	printf '%s\n' "$out" | grep -v '^ok ' >&2
-	line=$(printf '%s\n' "$out" | grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
-	if [ -z "$line" ] || [ "$rc" != 0 ]; then
-		echo "tsan: $t exited $rc" >&2
-		failed=$((failed + 1))
-	fi
-	p=$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p')
-	f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
-	passed=$((passed + ${p:-0}))
-	failed=$((failed + ${f:-0}))
-done
+# shellcheck disable=SC2086
+out=$(tests/run.sh "$B" $tests)
+rc=$?
+passed=$(printf '%s\n' "$out" | sed -nE '$s/^([0-9]+) passed, .*/\1/p')
+failed=$(printf '%s\n' "$out" | sed -nE '$s/.* ([0-9]+) failed$/\1/p')
+passed=${passed:-0} failed=${failed:-1}
+[ "$rc" = 0 ] || [ "$failed" != 0 ] || failed=1
 
 reports=$(find "$logdir" -type f | wc -l)
 if [ "$reports" != 0 ]; then

@@ -201,6 +201,7 @@ int tsrv_stop(struct tsrv *s, unsigned timeout_s)
 	if (s->pid <= 0)
 		return -1;
 	kill(s->pid, SIGTERM);
+	timeout_s *= t_slow();
 	for (unsigned ms = 0; ms < timeout_s * 1000; ms += 5) {
 		r = waitpid(s->pid, &status, WNOHANG);
 		if (r == s->pid)
@@ -226,7 +227,7 @@ int tsrv_stop(struct tsrv *s, unsigned timeout_s)
 
 int tsrv_connect(const struct tsrv *s, int idx)
 {
-	struct timeval tv = {.tv_sec = TSRV_RCV_TIMEOUT_S};
+	struct timeval tv = {.tv_sec = TSRV_RCV_TIMEOUT_S * t_slow()};
 	int fd = net_connect("127.0.0.1", s->ports[idx]);
 
 	if (fd < 0)
