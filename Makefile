@@ -137,8 +137,10 @@ bench: all
 	@bench/run $(ARGS)
 
 # libFuzzer on the request path (clang + libfuzzer-14-dev). FUZZ_SECONDS sets
-# the run; new inputs land in build/fuzz/corpus, crashes in build/fuzz/.
+# the run, FUZZ_JOBS how many fuzzing processes at once (libFuzzer's -fork);
+# new inputs land in build/fuzz/corpus, crashes in build/fuzz/.
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 FUZZ_CC ?= clang
 FUZZ_SRC := fuzz/fuzz_proto.c tests/lib/proto_check.c src/core/proto.c \
 	    src/core/fib.c src/core/pyengine.c
@@ -151,6 +153,7 @@ build/fuzz/fuzz_proto: $(FUZZ_SRC) $(wildcard src/core/*.h)
 fuzz: build/fuzz/fuzz_proto
 	@mkdir -p build/fuzz/corpus
 	build/fuzz/fuzz_proto -max_total_time=$(FUZZ_SECONDS) \
+		$(if $(filter-out 1,$(FUZZ_JOBS)),-fork=$(FUZZ_JOBS)) \
 		-print_final_stats=1 -artifact_prefix=build/fuzz/ \
 		build/fuzz/corpus fuzz/corpus
 

@@ -8,7 +8,7 @@
 # run. Much of their time is spent waiting (idle timeouts, a server
 # starting, a client's monitor), so the default runs twice as many jobs as
 # there are CPUs: on CI's 2 cores that took the plain run from 178 s to
-# 85 s and TSan's from 721 s to about 300. Every job starts its own servers
+# 85 s and TSan's from 721 s to 287 s. Every job starts its own servers
 # on ports the kernel picks and its own temporary files, so jobs share
 # nothing; no test asserts a time, and the per-case deadlines (tsrv_case)
 # are minutes, stretched by $T_SLOW (tests/t.h). Longest first: the per-model jobs start before the short
