@@ -5,13 +5,14 @@
 #
 # The suites that run every model ($PER_MODEL below) are split into one job
 # per model, $FIBD_MODELS still choosing the models: they are most of the
-# run. Much of their time is spent waiting (idle timeouts, a server
+# run. Part of their time is spent waiting (idle timeouts, a server
 # starting, a client's monitor), so the default runs twice as many jobs as
-# there are CPUs: on CI's 2 cores that took the plain run from 178 s to
-# 85 s and TSan's from 721 s to 287 s. Every job starts its own servers
-# on ports the kernel picks and its own temporary files, so jobs share
-# nothing; no test asserts a time, and the per-case deadlines (tsrv_case)
-# are minutes, stretched by $T_SLOW (tests/t.h). Longest first: the per-model jobs start before the short
+# there are CPUs; the sanitizer runs are CPU-bound even so. On CI's 2 cores
+# this took the plain run from 178 s to 85 s and TSan's from 721 s to
+# 287 s. Every job starts its own servers on ports the kernel picks and
+# its own temporary files, so jobs share nothing. No test asserts a time,
+# and the per-case deadlines (tsrv_case) are minutes, stretched by $T_SLOW
+# (tests/t.h). Longest first: the per-model jobs start before the short
 # unit tests fill the gaps.
 #
 # A job's output is shown when it ends (its "ok" lines left out), whole,
