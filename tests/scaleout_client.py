@@ -270,10 +270,17 @@ def report(a, load, kill_times, t_down, history):
     # A connection opened after the process was dead must never fail,
     # even before DOWN: only those that were open when it died may.
     new_conn = [x for x in f if x[4] >= t_dead]
-    per_conn = {}
+    # Per client, for the report only. A client whose connection failed
+    # reconnects at once, and until the process is dead its listener still
+    # completes connections, which HAProxy (not yet told) may pick: one
+    # client failed twice that way, 4 ms after the kill and 0.8 ms before
+    # the death. Each connection fails at most once by construction (a
+    # failed one is dropped); what may not fail is a connection opened
+    # after the death, which new_conn checks.
+    per_worker = {}
     for x in f:
         if x[1] == "persistent":
-            per_conn[x[2]] = per_conn.get(x[2], 0) + 1
+            per_worker[x[2]] = per_worker.get(x[2], 0) + 1
     res = {
         "mode": a.mode,
         "ok": load.ok,
@@ -282,7 +289,7 @@ def report(a, load, kill_times, t_down, history):
         "kill_to_down": len(between),
         "after_down": len(after_down),
         "new_connection_failures": len(new_conn),
-        "max_per_connection": max(per_conn.values(), default=0),
+        "max_per_client": max(per_worker.values(), default=0),
         "dead_after_s": round(t_dead - t_kill, 4),
         "down_after_s": None if t_down is None else round(t_down - t_kill, 3),
         "status_history": history,
@@ -299,8 +306,6 @@ def report(a, load, kill_times, t_down, history):
         bad.append("failures after %s was marked DOWN" % a.server)
     if new_conn:
         bad.append("connections opened after the death failed")
-    if res["max_per_connection"] > 1:
-        bad.append("a connection failed more than once")
     if a.mode == "http" and f:
         bad.append("HTTP requests failed (retry-on should resend them)")
     if not load.ok["persistent"] or (a.fresh and not load.ok["fresh"]):
