@@ -49,6 +49,11 @@ static const char usage_text[] =
 "      --idle-timeout SECS close a connection idle this long, or whose\n"
 "                          request line takes this long to arrive\n"
 "                          (default 300; 0: never)\n"
+"      --header-timeout SECS  a request (line or HTTP head) must arrive\n"
+"                          whole this long after its first byte (default 10;\n"
+"                          0: never)\n"
+"      --drain SECS        on SIGTERM, keep serving this long with /healthz\n"
+"                          answering 503, then stop (default 0)\n"
 "      --list-models       list the models and exit\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
@@ -77,6 +82,8 @@ enum {
 	OPT_OFFLOAD,
 	OPT_MAX_CONNS,
 	OPT_IDLE_TIMEOUT,
+	OPT_HEADER_TIMEOUT,
+	OPT_DRAIN,
 	OPT_LIST_MODELS,
 };
 
@@ -93,6 +100,8 @@ static const struct option long_opts[] = {
     {"offload", no_argument, NULL, OPT_OFFLOAD},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"drain", required_argument, NULL, OPT_DRAIN},
     {"list-models", no_argument, NULL, OPT_LIST_MODELS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -161,6 +170,14 @@ static int apply_opt(int c, const char *arg, struct server_cfg *cfg,
 	case OPT_IDLE_TIMEOUT:
 		err = opt_double("--idle-timeout", arg, 0, 86400, &secs);
 		cfg->idle_timeout_ms = (unsigned)(secs * 1000 + 0.5);
+		break;
+	case OPT_HEADER_TIMEOUT:
+		err = opt_double("--header-timeout", arg, 0, 86400, &secs);
+		cfg->header_timeout_ms = (unsigned)(secs * 1000 + 0.5);
+		break;
+	case OPT_DRAIN:
+		err = opt_double("--drain", arg, 0, 3600, &secs);
+		cfg->drain_ms = (unsigned)(secs * 1000 + 0.5);
 		break;
 	case OPT_LIST_MODELS:
 		list_models();

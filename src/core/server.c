@@ -20,6 +20,7 @@ void server_cfg_default(struct server_cfg *cfg)
 	proto_limits_default(&cfg->limits);
 	cfg->max_conns = SERVER_DEFAULT_MAX_CONNS;
 	cfg->idle_timeout_ms = SERVER_DEFAULT_IDLE_TIMEOUT_MS;
+	cfg->header_timeout_ms = SERVER_DEFAULT_HEADER_TIMEOUT_MS;
 }
 
 unsigned server_workers(const struct server_cfg *cfg)

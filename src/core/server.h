@@ -11,11 +11,12 @@
 #include "net.h"
 #include "proto.h"
 
-#define SERVER_DEFAULT_HOST	       "127.0.0.1"
-#define SERVER_DEFAULT_PORT	       25000 /* the talk's port */
-#define SERVER_DEFAULT_MAX_CONNS       10000
-#define SERVER_DEFAULT_IDLE_TIMEOUT_MS 300000 /* 5 minutes */
-#define SERVER_BACKLOG		       65535 /* the kernel caps it at somaxconn */
+#define SERVER_DEFAULT_HOST		 "127.0.0.1"
+#define SERVER_DEFAULT_PORT		 25000 /* the talk's port */
+#define SERVER_DEFAULT_MAX_CONNS	 10000
+#define SERVER_DEFAULT_IDLE_TIMEOUT_MS	 300000 /* 5 minutes */
+#define SERVER_DEFAULT_HEADER_TIMEOUT_MS 10000	/* a request head's deadline */
+#define SERVER_BACKLOG			 65535 /* the kernel caps it at somaxconn */
 
 /* Everything fibd's command line decides; read-only once a model runs. */
 struct server_cfg {
@@ -29,6 +30,16 @@ struct server_cfg {
 	unsigned max_conns; /* beyond it: "ERR server busy", close */
 	unsigned
 	    idle_timeout_ms; /* close connections silent this long; 0 = never */
+	/*
+	 * A request (a line, or an HTTP head up to its blank line) must
+	 * arrive whole within this long of its first byte; 0 = no limit.
+	 */
+	unsigned header_timeout_ms;
+	/*
+	 * Lame-duck drain: on a stop, keep the listener open and serve on for
+	 * this long while /healthz answers 503, then stop; 0 = stop at once.
+	 */
+	unsigned drain_ms;
 };
 
 /* The defaults, as fibd --help documents them. */

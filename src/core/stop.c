@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 static atomic_bool stop_flag;
+static atomic_bool drain_flag; /* see stop_draining() */
 static int stop_efd = -1;
 static atomic_int stop_watched[STOP_WATCH_MAX];
 
@@ -107,6 +108,11 @@ int stop_after_fork(void)
 	for (int i = 0; i < STOP_WATCH_MAX; i++)
 		atomic_store(&stop_watched[i], -1);
 	return 0;
+}
+
+bool stop_draining(void)
+{
+	return atomic_load_explicit(&drain_flag, memory_order_relaxed);
 }
 
 bool stop_requested(void)

@@ -61,6 +61,13 @@ int stop_after_fork(void);
 /* True once SIGTERM or SIGINT arrived (or stop_request() was called). */
 bool stop_requested(void);
 
+/*
+ * True from a stop's signal until its --drain period ends: the server
+ * still accepts and serves, and /healthz answers 503 so that a load
+ * balancer takes the instance out before the listener closes.
+ */
+bool stop_draining(void);
+
 /* Asks for a stop as a signal would, from ordinary code. */
 void stop_request(void);
 

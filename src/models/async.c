@@ -60,5 +60,7 @@ const struct model model_async = {
     .name = "async",
     .summary = "one epoll loop; compute on a thread pool, a pipe wakes it",
     .concurrency = MODEL_PARALLEL,
+    .talk_server = "async_server",
+    .fits_10k = true,
     .run = async_run,
 };

@@ -234,5 +234,8 @@ const struct model model_coro = {
     .name = "coro",
     .summary = "a coroutine per connection on an M:N runtime (Go's model)",
     .concurrency = MODEL_PARALLEL,
+    .talk_server = "go_server",
+    .fits_10k = true,
+    .takes_offload = true,
     .run = coro_run,
 };

@@ -190,5 +190,7 @@ const struct model model_isolate = {
     .summary = "thread per connection; fib in a private worker thread, "
 	       "over channels",
     .concurrency = MODEL_PARALLEL,
+    .talk_server = "subinterpreters_server",
+    .python_serial = true,
     .run = isolate_run,
 };

@@ -244,6 +244,9 @@ const struct model model_many = {
     .summary = "N single-threaded processes on one port (SO_REUSEPORT) or "
 	       "--ports",
     .concurrency = MODEL_SHARDED,
+    .talk_server = "many_server",
+    .serial_shards = true,
+    .takes_ports = true,
     .forks = true,
     .run = many_run,
 };

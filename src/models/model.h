@@ -33,6 +33,25 @@ struct model {
 	 * second thread runs can hand the child a lock that thread held.
 	 */
 	bool forks;
+	/*
+	 * What the suites and tools ask instead of matching a name. A new
+	 * model sets these and every suite, script and bench column follows.
+	 */
+	const char *talk_server; /* the talk's server it stands for, or NULL */
+	bool serial_shards;	 /* each shard (process) serves one client at a
+				    time, the others wait in its backlog */
+	bool fits_10k;	    /* holds 10,000 open connections as a few hundred
+			       bytes each (a loop or coroutines): bench's
+			       2,000- and 10,000-connection cells */
+	bool takes_ports;   /* --ports applies: one port per shard */
+	bool takes_offload; /* --offload applies */
+	bool uses_io_uring; /* valgrind cannot follow its I/O */
+	/*
+	 * Under --engine python, one connection's compute holds the others
+	 * back until it is done (isolate: CPython 3.11's sub-interpreters
+	 * share one GIL, and a compute never yields it to a reader).
+	 */
+	bool python_serial;
 	/* Serves until a stop. Returns 0, or a negative errno on failure. */
 	int (*run)(const struct server_cfg *cfg);
 	/*

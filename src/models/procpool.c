@@ -558,6 +558,7 @@ const struct model model_procpool = {
     .name = "procpool",
     .summary = "thread per connection; fib in a pool of worker processes",
     .concurrency = MODEL_PARALLEL,
+    .talk_server = "multiprocess_server",
     .run = procpool_run,
     .child = procpool_child,
 };

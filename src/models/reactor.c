@@ -66,5 +66,7 @@ const struct model model_reactor = {
     .summary = "one epoll loop per core, each with its own SO_REUSEPORT "
 	       "listener",
     .concurrency = MODEL_SHARDED,
+    .fits_10k = true,
+    .takes_ports = true,
     .run = reactor_run,
 };

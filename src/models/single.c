@@ -33,5 +33,7 @@ const struct model model_single = {
     .name = "single",
     .summary = "one thread; serves one client until it leaves, then the next",
     .concurrency = MODEL_SERIAL,
+    .talk_server = "one_server",
+    .serial_shards = true,
     .run = single_run,
 };

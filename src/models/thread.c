@@ -34,5 +34,6 @@ const struct model model_thread = {
     .name = "thread",
     .summary = "one thread per connection",
     .concurrency = MODEL_PARALLEL,
+    .talk_server = "thread_server",
     .run = thread_run,
 };

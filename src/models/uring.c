@@ -70,5 +70,8 @@ const struct model model_uring = {
     .summary = "one io_uring per core: multishot accept and recv, "
 	       "provided buffers",
     .concurrency = MODEL_SHARDED,
+    .fits_10k = true,
+    .takes_ports = true,
+    .uses_io_uring = true,
     .run = uring_run,
 };
