@@ -121,8 +121,14 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(TEST_LIB) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-test: all $(TESTS)
+test: all $(TESTS) $(B)/tests/test_bench
 	@tests/run.sh $(B)
+
+# bench's unit tests (Python, standard library): a job of tests/run.sh
+$(B)/tests/test_bench: bench/tests/run.py
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec python3 %s/bench/tests/run.py "$$@"\n' '$(CURDIR)' >$@
+	chmod +x $@
 
 # Three fibd behind HAProxy on loopback, one killed under load, and the
 # Kubernetes manifest checked offline (tests/scaleout.sh, about 15 s).
