@@ -4,7 +4,9 @@ CPU lists."""
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the repository: bench/fibbench/common.py is three levels down
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 INF = float("inf")
 
 

@@ -158,6 +158,13 @@ def tcp_in_use():
     return int(m.group(1)) if m else 0
 
 
+def alive(pid):
+    """Whether pid runs (a zombie, exited but not reaped, does not)."""
+    stat = read_file("/proc/%d/stat" % pid)
+    rest = stat[stat.rfind(")") + 2:].split()
+    return bool(rest) and rest[0] not in ("Z", "X")
+
+
 def tree_cpu_s(root):
     """CPU seconds (user + system) the tree's processes have used so far,
     their threads included (utime, stime in /proc/PID/stat)."""
@@ -203,15 +210,17 @@ def tcp_counters():
 
 
 class TcpWindow:
-    """tcp_counters() over the middle 80% of a client's measured window,
-    which opens warm seconds after ready() returns (fibload starts its clock
-    once every connection is up) and lasts dur seconds: the margins keep
-    both marks inside the window however the clocks of the two processes
-    are apart."""
+    """tcp_counters() and CPU seconds over the middle of a client's measured
+    window, which opens warm seconds after ready() returns (fibload starts
+    its clock once every connection is up) and lasts dur seconds. The marks
+    fall MARGIN x dur inside either end, so that they stay in the window
+    however late fibload started or this thread woke up (on a busy machine,
+    tens of ms), and the span between them is timed, not assumed."""
+
+    MARGIN = 0.2
 
     def __init__(self, warm, dur, server_pid, client_pids, ready=None):
         self.marks = [None, None]
-        self.seconds = dur * 0.8
         self.pid = server_pid
         self.client_pids = client_pids
         self.done = threading.Event()
@@ -222,23 +231,28 @@ class TcpWindow:
     def watch(self, warm, dur, ready):
         if ready:
             ready()
-        for i, wait in enumerate((warm + self.seconds / 8, self.seconds)):
-            if self.done.wait(wait):
+        t0 = time.monotonic() + warm
+        for i, at in enumerate((self.MARGIN, 1 - self.MARGIN)):
+            # on a schedule: a late first mark does not push the second
+            if self.done.wait(max(0.0, t0 + at * dur - time.monotonic())):
                 return
             m = tcp_counters()
             if m is not None:
                 m["server_cpu_s"] = tree_cpu_s(self.pid)
                 m["client_cpu_s"] = self.client_cpu_s()
+                m["t"] = time.monotonic()
             self.marks[i] = m
 
     def client_cpu_s(self):
-        """The measuring clients' CPU seconds, or None once one is gone (a
-        fibload on another port whose window closed first): its seconds
-        left the sum, which would then fall."""
-        if not all(os.path.exists("/proc/%d/stat" % p)
-                   for p in self.client_pids):
+        """The measuring clients' CPU seconds, or None once one has ended
+        (a fibload on another port whose window closed first, or a zombie
+        not reaped yet): its seconds left the sum, which would then fall."""
+        if not all(alive(p) for p in self.client_pids):
             return None
-        return sum(tree_cpu_s(p) for p in self.client_pids)
+        total = sum(tree_cpu_s(p) for p in self.client_pids)
+        if not all(alive(p) for p in self.client_pids):
+            return None
+        return total
 
     def cancel(self):
         self.done.set()
@@ -248,11 +262,11 @@ class TcpWindow:
         """Segments, delayed ACKs, and the server's and the measuring
         clients' CPU seconds per measured request, or None."""
         a, b = self.marks
-        if not a or not b or not rps:
+        if not a or not b or not rps or b["t"] <= a["t"]:
             return None
-        reqs = rps * self.seconds
-        return {k: (b[k] - a[k]) / reqs for k in a
-                if a[k] is not None and b.get(k) is not None}
+        reqs = rps * (b["t"] - a["t"])
+        return {k: (b[k] - a[k]) / reqs for k in a if k != "t"
+                and a[k] is not None and b.get(k) is not None}
 
 
 # TCP sockets a big cell's teardown may leave in use for the next cell

@@ -286,7 +286,7 @@ class Report:
                 "The server's CPU (utime + stime of all its processes and "
                 "threads, /proc/PID/task and the children of a forking "
                 "model included) and the measuring fibload processes' CPU, "
-                "over the middle 80% of the measured window, divided by the "
+                "over the middle 60% of the measured window, divided by the "
                 "requests answered in it. On a machine where client and "
                 "server share the CPUs, their sum bounds the rate: CPUs / "
                 "(server + client) requests/s at most.\n\n"
