@@ -110,7 +110,9 @@ def python_data(models, report):
             c = report.cell(m, cid)
             st = c.rps() if c and not c.broken and c.served() else None
             v.append(st["median"] if st and st["median"] else None)
-        ratio = v[1] / v[0] if all(v) else None
+        c2 = report.cell(m, "cpu2")
+        every = c2 and c2.served() == c2.col.conns  # else not the GIL
+        ratio = v[1] / v[0] if all(v) and every else None
         lines.append(" ".join([m["name"]] + [
             "?" if x is None else "%g" % x for x in v + [ratio]]))
     return "\n".join(lines) + "\n"

@@ -135,6 +135,8 @@ class GilChartTest(unittest.TestCase):
         self.assertGreater(float(rows["procpool"][2]), 1.7)
         self.assertGreater(float(rows["many"][2]), 1.7)
         self.assertEqual(len(rows), 9)
+        # single serves 1 of 2 clients: its 2 / 1 is not the GIL's
+        self.assertEqual(rows["single"][2], "?")
 
 
 if __name__ == "__main__":
