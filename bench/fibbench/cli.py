@@ -67,7 +67,8 @@ def parse_args(argv):
                    help="peer servers measured in the same run: go, redis, "
                    "or none (default go,redis; a missing one is reported)")
     p.add_argument("--many-workers", type=int,
-                   help="processes for many (default: online CPUs, as fibd)")
+                   help="shards (--workers) of the models that take "
+                   "--ports (default: online CPUs, as fibd)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"),
                    help="where fibd and fibload are (default build/)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
