@@ -273,6 +273,9 @@ def main(argv):
 
     try:
         models = list_models(fibd)
+        # all of them, whatever --models picks: the thread server a CPU
+        # request is timed on may not be one of the picked
+        registry = list(models)
     except Broken as e:
         log(str(e))
         return 1
@@ -303,11 +306,10 @@ def main(argv):
                                     else "uniform")
     else:
         o.arrivals, o.arrivals_flag = None, False
-    fibd_models = list(models)
     models += peer_models(o)
     for m in models:
         if m["kind"] == "go" and not m.get("missing"):
-            why = check_go_peer(Bench(o, fibd, fibload, fibd_models),
+            why = check_go_peer(Bench(o, fibd, fibload, registry),
                                 m["exe"])
             if why:
                 log("BROKEN: the Go peer %s" % why)
@@ -318,7 +320,7 @@ def main(argv):
     machine = machine_info()
     started = datetime.datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
-    bench = Bench(o, fibd, fibload, fibd_models)
+    bench = Bench(o, fibd, fibload, registry)
     o.cpu_cost = None
     if any(c.cpu for c in o.cols):
         try:
