@@ -27,7 +27,9 @@ def parse_models(text):
     try:
         data = json.loads(text)
     except ValueError as e:
-        raise Broken("fibd --list-models --json printed no JSON (%s)" % e)
+        raise Broken("fibd --list-models --json printed no JSON (%s): the "
+                     "bench reads each model's properties from it; build a "
+                     "fibd that has it" % e)
     if not isinstance(data, list) or not data:
         raise Broken("fibd --list-models --json listed no model")
     models = []
