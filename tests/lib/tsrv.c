@@ -43,25 +43,26 @@ static int tsrv_listed(const char *list, const char *name)
 int tsrv_list_models(struct tsrv_model *models, int max)
 {
 	const char *only = getenv("FIBD_MODELS");
-	char cmd[300], line[256];
-	int n = 0;
+	static char json[65536];
+	char cmd[300];
+	size_t len;
+	int n, kept = 0;
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models", tsrv_build_dir());
+	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models --json",
+		 tsrv_build_dir());
 	p = popen(cmd, "r");
 	if (!p)
 		return 0;
-	while (fgets(line, sizeof(line), p) && n < max) {
-		struct tsrv_model *m = &models[n];
-		if (sscanf(line, "%31s %15s", m->name, m->concurrency) != 2)
-			continue;
-		if (only && *only && !tsrv_listed(only, m->name))
-			continue;
-		n++;
-	}
-	if (pclose(p) != 0)
+	len = fread(json, 1, sizeof(json) - 1, p);
+	json[len] = '\0';
+	if (pclose(p) != 0 || len == sizeof(json) - 1)
 		return 0;
-	return n;
+	n = tsrv_parse_models(json, models, max);
+	for (int i = 0; i < n; i++)
+		if (!only || !*only || tsrv_listed(only, models[i].name))
+			models[kept++] = models[i];
+	return kept;
 }
 
 void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
