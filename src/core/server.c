@@ -50,11 +50,12 @@ void server_announce(const struct server_cfg *cfg, int port)
 }
 
 /*
- * Binds (without listening) P+1..P+n-1 after P, the port of *fds. Returns 0,
+ * Listens on P+1..P+n-1 after P, the port of *fds, as the model will: a
+ * bind alone can succeed where the model's listen() would not. Returns 0,
  * or -EADDRINUSE when one is taken or past 65535 (then P is no good), or
  * another -errno. Leaves every descriptor it opened in fds.
  */
-static int server_bind_run(const struct server_cfg *cfg, int *fds, unsigned n)
+static int server_listen_run(const struct server_cfg *cfg, int *fds, unsigned n)
 {
 	int base = net_local_port(fds[0]);
 
@@ -63,8 +64,7 @@ static int server_bind_run(const struct server_cfg *cfg, int *fds, unsigned n)
 	if ((unsigned)base + n - 1 > 65535)
 		return -EADDRINUSE;
 	for (unsigned i = 1; i < n; i++) {
-		fds[i] = net_listen(cfg->host, (uint16_t)(base + i),
-				    NET_BIND_ONLY, 0);
+		fds[i] = net_listen(cfg->host, (uint16_t)(base + i), 0, 1);
 		if (fds[i] < 0)
 			return fds[i];
 	}
@@ -81,8 +81,8 @@ int server_pick_ports(const struct server_cfg *cfg, unsigned n)
 	     try++) {
 		for (unsigned i = 0; i < n; i++)
 			fds[i] = -1;
-		fds[0] = net_listen(cfg->host, 0, NET_BIND_ONLY, 0);
-		err = fds[0] < 0 ? fds[0] : server_bind_run(cfg, fds, n);
+		fds[0] = net_listen(cfg->host, 0, 0, 1);
+		err = fds[0] < 0 ? fds[0] : server_listen_run(cfg, fds, n);
 		if (!err)
 			port = net_local_port(fds[0]);
 		for (unsigned i = 0; i < n; i++)
@@ -119,9 +119,7 @@ int server_listen_shard(const struct server_cfg *cfg, unsigned i,
 
 	if (cfg->ports && port)
 		port = (uint16_t)(port + i);
-	else if (cfg->ports && i > 0) /* port 0 not picked beforehand */
-		port = (uint16_t)(shared_port + i);
-	else if (i > 0)
+	else if (!cfg->ports && i > 0)
 		port = shared_port;
 	lfd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
 	if (lfd < 0)

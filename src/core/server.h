@@ -60,9 +60,9 @@ int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
 /*
  * The non-blocking listener of shard i of a sharded model (one loop or
  * process per shard): PORT+i with --ports, else the shared port with
- * SO_REUSEPORT. Port 0 is resolved by shard 0, which passes what it got as
- * shared_port to the others (with --ports they take shared_port+i; fibd
- * resolves port 0 with server_pick_ports() first). Does not announce. Returns
+ * SO_REUSEPORT, where shard 0 resolves port 0 and passes what it got as
+ * shared_port to the others. With --ports, port 0 is resolved beforehand
+ * (fibd: server_pick_ports()). Does not announce. Returns
  * the fd or -errno (after logging why).
  */
 int server_listen_shard(const struct server_cfg *cfg, unsigned i,
@@ -70,10 +70,10 @@ int server_listen_shard(const struct server_cfg *cfg, unsigned i,
 
 /*
  * For --ports with port 0: finds n consecutive ports P..P+n-1 free on
- * cfg->host, binding them all (a kernel-picked P, then the rest; another P
- * when one is taken), and lets them go. Returns P, or -errno (after logging
- * why). Between this and the model's own binds another process could take
- * one; the model then fails to listen and says so.
+ * cfg->host by listening on them all (a kernel-picked P, then the rest;
+ * another P when one is taken), and lets them go. Returns P, or -errno (after
+ * logging why). Between this and the model's own binds another process could
+ * take one; the model then fails to listen and says so.
  */
 int server_pick_ports(const struct server_cfg *cfg, unsigned n);
 
