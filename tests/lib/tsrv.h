@@ -80,6 +80,15 @@ int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 	       int nports);
 
 /*
+ * Runs BUILD/fibd ARGS... (args NULL-terminated; no --model or --listen
+ * added) to its end, with its stdout and stderr in out[0..cap),
+ * NUL-terminated. For command lines that exit at once: one still running
+ * after 10 s is killed. Returns its exit status, or -1 when it did not run,
+ * died by a signal or was killed.
+ */
+int tsrv_run(const char *const *args, char *out, size_t cap);
+
+/*
  * Sends SIGTERM, waits, and returns the exit status; -1 if it died by a
  * signal or did not exit within timeout_s (then it is killed).
  */
