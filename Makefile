@@ -9,6 +9,7 @@
 #                       a rolling restart with --drain
 #   make install      programs, man pages, docs and the systemd unit under
 #                     $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
+#   make install-test   make install into a staging directory, checked
 #
 # Sources are found by wildcard: a new file in src/core, src/models, src/coro,
 # src/fibload or tests/unit joins the build without touching this file.
@@ -75,7 +76,8 @@ PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
 TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench clean deps format fuzz scaleout-test install uninstall FORCE
+.PHONY: all test bench clean deps format fuzz scaleout-test install uninstall \
+	install-test FORCE
 all: $(PROGS) $(BENCHES)
 
 # Installs missing build dependencies on a fresh Debian machine (or says how).
@@ -185,6 +187,13 @@ install: $(addprefix $(B)/,$(INST_PROGS))
 		contrib/fibd.service > $(DESTDIR)$(UNITDIR)/fibd.service.tmp
 	chmod 644 $(DESTDIR)$(UNITDIR)/fibd.service.tmp
 	mv $(DESTDIR)$(UNITDIR)/fibd.service.tmp $(DESTDIR)$(UNITDIR)/fibd.service
+
+# A staged install checked: files, man page lint, systemd-analyze verify
+# (tests/install.sh, a few seconds). Not in make test: it runs make install
+# itself and needs tools only this check uses.
+install-test: $(addprefix $(B)/,$(INST_PROGS))
+	@FIBD_DEPS_EXTRA="man-db mandoc systemd" scripts/deps
+	@tests/install.sh
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INST_PROGS)) \
