@@ -93,7 +93,7 @@ for p in fibd fibload fib; do
 		<(sed 's/\\-/-/g' "$page" |
 			grep -oE -- '--[a-z][a-z-]*[a-z]' | sort -u))
 	result "$p.1 documents every option of $p --help" \
-		"$([ -z "$missing" ]; echo $?)" "missing: $(echo $missing)"
+		"$([ -z "$missing" ]; echo $?)" "missing: $(echo "$missing" | tr "\n" " ")"
 done
 
 # --- the systemd unit ----------------------------------------------------------
