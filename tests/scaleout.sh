@@ -117,7 +117,7 @@ result "health checks (GET /healthz -> 200) mark all 3 UP" $? "$out"
 [ "$failed" = 0 ] || finish
 
 # --- TCP mode: balanced, checked -----------------------------------------
-out=$("$B/fibload" -p "$lb_tcp" -c 6 -n 3000 --mix 1:4,20:1 --json 2>&1)
+out=$("$B/fibload" --port "$lb_tcp" --conns 6 --requests 3000 --mix 1:4,20:1 --json 2>&1)
 rc=$?
 stot=$($client stot "$sock" fibd_tcp)
 echo "   $(echo "$stot" | tr '\n' ' ')"
@@ -128,7 +128,7 @@ result "TCP: 3000 requests through HAProxy, all correct, on all 3" $? "$out"
 # --- TCP mode: kill fibd2 under load -------------------------------------
 # fibload is the load (6 connections, 4000 requests/s, every reply
 # checked); the client threads time each failure.
-"$B/fibload" -p "$lb_tcp" -c 6 --rate 4000 -d 5 --json \
+"$B/fibload" --port "$lb_tcp" --conns 6 --rate 4000 --duration 5 --json \
 	>"$tmp/fibload.json" 2>"$tmp/fibload.err" &
 load=$!
 pids="$pids $load"
@@ -154,7 +154,7 @@ result "TCP: fibload under the kill lost at most one request per connection" $? 
 start_fibd 2 "$p2"
 out=$($client wait "$sock" fibd_tcp UP fibd2 --timeout 15 2>&1)
 result "TCP: fibd2 restarted, marked UP again (rise)" $? "$out"
-out=$("$B/fibload" -p "$lb_tcp" -c 6 -n 3000 --json 2>&1)
+out=$("$B/fibload" --port "$lb_tcp" --conns 6 --requests 3000 --json 2>&1)
 result "TCP: 3000 more requests after the restart, all correct" $? "$out"
 
 # --- HTTP mode, only when fibd speaks HTTP --------------------------------
@@ -197,7 +197,7 @@ roll_one() {
 	result "roll fibd$1: restarted on the same port, UP again" $? "$out"
 }
 
-"$B/fibload" -p "$lb_tcp" -c 6 --rate 1000 -d 60 --json \
+"$B/fibload" --port "$lb_tcp" --conns 6 --rate 1000 --duration 60 --json \
 	>"$tmp/roll-fibload.json" 2>"$tmp/roll-fibload.err" &
 load=$!
 pids="$pids $load"
