@@ -101,10 +101,12 @@ class Load:
                  request=None, extra=()):
         self.role, self.port, self.conns = role, port, conns
         self.served = served
-        argv = [fibload, "-p", str(port), "-c", str(conns),
-                "-t", str(max(1, min(conns, threads))),
-                "-w", "%g" % warmup, "-d", "%g" % duration,
-                "-P", str(pipeline), "--json"]
+        # long options only: the short ones are not the same in every
+        # fibload (-w was the warm-up, and is fibd's workers now)
+        argv = [fibload, "--port", str(port), "--conns", str(conns),
+                "--threads", str(max(1, min(conns, threads))),
+                "--warmup", "%g" % warmup, "--duration", "%g" % duration,
+                "--pipeline", str(pipeline), "--json"]
         # request: (line, expected reply) for a server that is not fib/1
         argv += (["--request", request[0], "--expect", request[1]]
                  if request else ["--n", str(n)])
