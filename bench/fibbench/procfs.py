@@ -166,14 +166,17 @@ def alive(pid):
 
 
 def tree_cpu_s(root):
-    """CPU seconds (user + system) the tree's processes have used so far,
-    their threads included (utime, stime in /proc/PID/stat)."""
+    """CPU seconds (user + system) the tree's processes have used so far:
+    each process's own with all its threads (utime, stime in
+    /proc/PID/stat), and its children's that it has reaped (cutime,
+    cstime), so that a worker that exits and is waited for moves its
+    seconds to its parent instead of taking them out of the sum."""
     total = 0
     for pid in descendants(root):
         rest = read_file("/proc/%d/stat" % pid)
         rest = rest[rest.rfind(")") + 2:].split()
-        if len(rest) > 12:
-            total += int(rest[11]) + int(rest[12])
+        if len(rest) > 14:
+            total += sum(int(x) for x in rest[11:15])
     return total / os.sysconf("SC_CLK_TCK")
 
 

@@ -7,7 +7,8 @@ import unittest
 
 import helpers  # noqa: F401 (the package on the path)
 
-from fibbench.procfs import TcpWindow, alive, tree_cpu_s
+from fibbench.common import read_file
+from fibbench.procfs import TcpWindow, alive, descendants, tree_cpu_s
 
 
 class AliveTest(unittest.TestCase):
@@ -25,6 +26,26 @@ class AliveTest(unittest.TestCase):
             p.wait()
         self.assertFalse(alive(p.pid))
         self.assertTrue(alive(os.getpid()))
+
+    def test_tree_cpu_keeps_a_reaped_child(self):
+        """A child that burnt CPU, exited and was waited for still counts,
+        in its parent's cutime: a forking server's sum does not fall."""
+        burn = ("import time\n"
+                "while time.process_time() < 0.2: pass\n")
+        # the shell reaps python, then becomes sleep (same pid, same
+        # cutime)
+        p = subprocess.Popen(["sh", "-c", 'python3 -c "$0"; exec sleep 30',
+                              burn], stdout=subprocess.DEVNULL)
+        try:
+            t_end = time.monotonic() + 60
+            while time.monotonic() < t_end and not (
+                    descendants(p.pid) == [p.pid] and
+                    read_file("/proc/%d/comm" % p.pid).strip() == "sleep"):
+                time.sleep(0.05)
+            self.assertGreaterEqual(tree_cpu_s(p.pid), 0.15)
+        finally:
+            p.kill()
+            p.wait()
 
     def test_tree_cpu_counts_this_process(self):
         t_end = time.process_time() + 0.05
