@@ -403,9 +403,13 @@ class Bench:
                                     False, col.pipeline,
                                     (span + 30) * 1000))
             # 4. or, where a connection holds its server (serial shards),
-            #    after the active client has it, during its warm-up
+            #    after the active client has it (the server holds its
+            #    socket: a fixed pause lost that race on a busy machine, and
+            #    the server took an idle connection instead), during its
+            #    warm-up
             if col.idle and slots_each != INF:
                 time.sleep(STAGGER)
+                wait_sockets(srv.proc.pid, base["sockets"] + col.conns, 10)
                 idle = open_idle(srv.ports, col.idle)
                 idle_accepted = wait_sockets(srv.proc.pid,
                                              base["sockets"] + col.idle, 0.3)
