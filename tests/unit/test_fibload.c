@@ -289,11 +289,11 @@ static void test_fibd_json(void)
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "4", "-t", "2", "-n", "2000", "-P", "3",
+		    "-p", port, "-c", "4", "-t", "2", "-r", "2000", "-P", "3",
 		    "--mix", "1:3,20:1,45:0,60:1", "--json", NULL}) == 2,
 		"a weight of 0 is a usage error");
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "4", "-t", "2", "-n", "2000", "-P", "3",
+		    "-p", port, "-c", "4", "-t", "2", "-r", "2000", "-P", "3",
 		    "--mix", "1:3,20:1,25:1", "--json", NULL}) == 0,
 		"%s", err);
 	check_json_keys(out);
@@ -315,9 +315,10 @@ static void test_fibd_duration(void)
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
 	/* perf2 style, with a warm-up: text report, progress on stderr. */
-	T_CHECK(fibload((const char *const[]){"-p", port, "-d", "1.2", "-w",
-					      "0.5", "--progress", NULL}) == 0,
-		"%s", err);
+	T_CHECK(
+	    fibload((const char *const[]){"-p", port, "-d", "1.2", "--warmup",
+					  "0.5", "--progress", NULL}) == 0,
+	    "%s", err);
 	T_CHECK(strstr(out, "requests: ") && strstr(out, "errors: 0"), "%s",
 		out);
 	T_CHECK(strstr(out, "in 1.200 s"), "the window is -d: %s", out);
@@ -334,20 +335,20 @@ static void test_fibd_duration(void)
 	tsrv_stop(&s, 10);
 }
 
-/* -n is exact: the server sees exactly N requests, closed or open loop. */
+/* -r is exact: the server sees exactly N requests, closed or open loop. */
 static void test_exact_n(void)
 {
 	struct fake *f = fake_start(FAKE_ONE), *g = fake_start(FAKE_ONE);
 
 	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-c", "3",
-					      "-t", "2", "-P", "4", "-n",
+					      "-t", "2", "-P", "4", "-r",
 					      "1234", "--json", NULL}) == 0,
 		"%s", err);
 	T_CHECK(atomic_load(&f->lines) == 1234, "server saw %lu",
 		atomic_load(&f->lines));
 	T_CHECK(json_num(out, NULL, "requests") == 1234, "%s", out);
 	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-c", "2",
-					      "--rate", "5000", "-P", "2", "-n",
+					      "--rate", "5000", "-P", "2", "-r",
 					      "301", "--json", NULL}) == 0,
 		"%s", err);
 	T_CHECK(atomic_load(&g->lines) == 301, "server saw %lu",
@@ -359,13 +360,13 @@ static void test_wrong_answer(void)
 {
 	struct fake *f = fake_start(FAKE_WRONG), *g = fake_start(FAKE_GARBAGE);
 
-	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-n", "50",
+	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-r", "50",
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "wrong") == 50, "%s", out);
 	T_CHECK(json_num(out, "errors", "total") == 50, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") == 0, "%s", out);
 	/* A reply that is not a reply: a protocol error, then reconnect. */
-	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-n", "20",
+	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-r", "20",
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "protocol") >= 1, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") == 0, "%s", out);
@@ -380,8 +381,8 @@ static void test_timeout(void)
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "timeout") >= 2, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") == 0, "%s", out);
-	/* -n with a server that never answers still ends. */
-	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-n", "5",
+	/* -r with a server that never answers still ends. */
+	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-r", "5",
 					      "--timeout", "100", NULL}) == 1);
 }
 
@@ -414,14 +415,14 @@ static void test_request_mode(void)
 
 	T_CHECK(fibload((const char *const[]){
 		    "-p", f->port_str, "--request", "PING\\r\\n", "--expect",
-		    "+PONG", "-n", "100", "-P", "3", "--json", NULL}) == 0,
+		    "+PONG", "-r", "100", "-P", "3", "--json", NULL}) == 0,
 		"%s", err);
 	T_CHECK(json_num(out, NULL, "requests") == 100, "%s", out);
 	T_CHECK(atomic_load(&f->lines) == 100);
 	T_CHECK(strstr(out, "\"request\":\"PING\\r\\n\""), "%s", out);
 	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "--request",
 					      "PING\\r\\n", "--expect", "+PONG",
-					      "-n", "10", NULL}) == 1);
+					      "-r", "10", NULL}) == 1);
 }
 
 /* The text of out's "key":{...} object, copied into buf. */
@@ -469,7 +470,7 @@ static void test_hist_merge(void)
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "3", "-n", "3000", "--mix", "1:3,20:1",
+		    "-p", port, "-c", "3", "-r", "3000", "--mix", "1:3,20:1",
 		    "--json", "--hist-out", a, NULL}) == 0,
 		"%s", err);
 	json_object(out, "latency_us", run_lat, sizeof(run_lat));
@@ -482,7 +483,7 @@ static void test_hist_merge(void)
 		run_lat, lat);
 	T_CHECK(json_num(out, NULL, "rps") == rps_a, "%s", out);
 	T_CHECK(json_num(out, NULL, "merged") == 1, "%s", out);
-	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-n",
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-r",
 					      "2000", "--mix", "1:3,20:1",
 					      "--hist-out", b, NULL}) == 0,
 		"%s", err);
@@ -501,7 +502,7 @@ static void test_hist_merge(void)
 		"rps %g + %g: %s", rps_a, rps_b, out);
 	/* Not the same load: another pipeline depth. */
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "1", "-n", "100", "-P", "2", "--mix",
+		    "-p", port, "-c", "1", "-r", "100", "-P", "2", "--mix",
 		    "1:3,20:1", "--hist-out", c, NULL}) == 0,
 		"%s", err);
 	T_CHECK(fibload((const char *const[]){"merge", a, c, NULL}) == 2);
@@ -528,7 +529,7 @@ static void test_usage(void)
 {
 	const char *const *const bad[] = {
 	    (const char *const[]){"-c", "0", NULL},
-	    (const char *const[]){"-d", "1", "-n", "5", NULL},
+	    (const char *const[]){"-d", "1", "-r", "5", NULL},
 	    (const char *const[]){"--n", "5", "--mix", "1:1", NULL},
 	    (const char *const[]){"--request", "x\\n", NULL},
 	    (const char *const[]){"--request", "x", "--expect", "y", NULL},
