@@ -525,6 +525,126 @@ static void test_hist_merge(void)
 	tsrv_stop(&s, 10);
 }
 
+/* A connection that got no reply is shown and fails the run, unless
+ * --allow-no-reply: fibd -m single serves one connection at a time. */
+static void test_no_reply(void)
+{
+	struct tsrv s;
+	char port[8];
+
+	if (tsrv_start(&s, "single", NULL, 1)) {
+		T_CHECK(0, "fibd did not start");
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
+					      "0.5", NULL}) == 1,
+		"%s", out);
+	T_CHECK(strstr(out, "1 of 2 connections got no reply"), "%s", out);
+	T_CHECK(strstr(err, "--allow-no-reply"), "%s", err);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
+					      "0.5", "--json", NULL}) == 1);
+	T_CHECK(json_num(out, NULL, "no_reply") == 1, "%s", out);
+	T_CHECK(json_num(out, "errors", "total") == 0, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
+					      "0.5", "--allow-no-reply",
+					      "--json", NULL}) == 0,
+		"%s", err);
+	T_CHECK(json_num(out, NULL, "no_reply") == 1, "%s", out);
+	/* One connection is served: nothing to report. */
+	T_CHECK(fibload((const char *const[]){"-p", port, "-d", "0.3", "--json",
+					      NULL}) == 0,
+		"%s", err);
+	T_CHECK(json_num(out, NULL, "no_reply") == 0, "%s", out);
+	tsrv_stop(&s, 10);
+}
+
+/* The report names what was asked for and the server's ERR texts. */
+static void test_asked_and_server_errors(void)
+{
+	struct tsrv s;
+	char port[8];
+
+	if (tsrv_start(&s, "thread", NULL, 1)) {
+		T_CHECK(0, "fibd did not start");
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
+	T_CHECK(fibload((const char *const[]){"-p", port, "--n", "50", "-r",
+					      "20", NULL}) == 1);
+	T_CHECK(strstr(out, "asked for: fib(50)\n"), "%s", out);
+	T_CHECK(strstr(out, "server errors: 20 x 'ERR n too large (max 45)'"),
+		"%s", out);
+	T_CHECK(strstr(out, "wrong 20"), "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "--n", "50", "-r",
+					      "20", "--json", NULL}) == 1);
+	T_CHECK(strstr(out, "\"asked\":\"fib(50)\""), "%s", out);
+	T_CHECK(strstr(out, "\"server_errors\":[{\"text\":\"ERR n too "
+			    "large (max 45)\",\"count\":20}]"),
+		"%s", out);
+	T_CHECK(json_num(out, "errors", "wrong") == 20, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "--mix", "1:3,20:1",
+					      "-r", "40", NULL}) == 0,
+		"%s", err);
+	T_CHECK(strstr(out, "asked for: mix of fib(1) 75%, fib(20) 25%"), "%s",
+		out);
+	T_CHECK(!strstr(out, "server errors"), "%s", out);
+	tsrv_stop(&s, 10);
+}
+
+/* -p with several ports: connections go round robin, counted per port. */
+static void test_ports(void)
+{
+	struct fake *f = fake_start(FAKE_ONE), *g = fake_start(FAKE_ONE);
+	char ports[32];
+
+	snprintf(ports, sizeof(ports), "%s,%s", f->port_str, g->port_str);
+	T_CHECK(fibload((const char *const[]){"-p", ports, "-c", "5", "-r",
+					      "500", "--json", NULL}) == 0,
+		"%s", err);
+	T_CHECK(atomic_load(&f->lines) > 0 && atomic_load(&g->lines) > 0,
+		"%lu %lu", atomic_load(&f->lines), atomic_load(&g->lines));
+	T_CHECK(atomic_load(&f->lines) + atomic_load(&g->lines) == 500);
+	T_CHECK(strstr(out, "\"ports\":[{\"port\":"), "%s", out);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want),
+			 "{\"port\":%s,\"conns\":3,\"no_reply\":0},"
+			 "{\"port\":%s,\"conns\":2,\"no_reply\":0}",
+			 f->port_str, g->port_str);
+		T_CHECK(strstr(out, want), "want %s: %s", want, out);
+	}
+	T_CHECK(fibload((const char *const[]){"-p", ports, "-c", "4", "-r",
+					      "100", NULL}) == 0);
+	T_CHECK(strstr(out, ": 2 conns, ") && strstr(out, "ports: "), "%s",
+		out);
+}
+
+/* Short flags mean what fibd's mean; the old ones are refused, not read
+ * as something else. */
+static void test_short_flags(void)
+{
+	struct fake *f = fake_start(FAKE_ONE);
+
+	T_CHECK(fibload((const char *const[]){"-n", "30", NULL}) == 2);
+	T_CHECK(strstr(err, "--n N") && strstr(err, "-r/--requests"), "%s",
+		err);
+	T_CHECK(fibload((const char *const[]){"-w", "1", NULL}) == 2);
+	T_CHECK(strstr(err, "--warmup"), "%s", err);
+	T_CHECK(fibload((const char *const[]){"-h", "127.0.0.1", NULL}) == 2);
+	T_CHECK(strstr(err, "-H/--host"), "%s", err);
+	T_CHECK(fibload((const char *const[]){"-h", NULL}) == 0);
+	T_CHECK(strstr(out, "usage: fibload"), "%s", out);
+	T_CHECK(fibload((const char *const[]){"-V", NULL}) == 0);
+	T_CHECK(strncmp(out, "fibload ", 8) == 0, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-H", "127.0.0.1", "-p",
+					      f->port_str, "-r", "10",
+					      "--warmup", "0.1", NULL}) == 0,
+		"%s", err);
+	T_CHECK(strstr(out, "requests: 10 in"), "%s", out);
+}
+
 static void test_usage(void)
 {
 	const char *const *const bad[] = {
@@ -537,6 +657,11 @@ static void test_usage(void)
 	    (const char *const[]){"--mix", "1:2,", NULL},
 	    (const char *const[]){"--cpu", "1-0", NULL},
 	    (const char *const[]){"-p", "70000", NULL},
+	    (const char *const[]){"-p", "25001-25000", NULL},
+	    (const char *const[]){"-p", "1,", NULL},
+	    (const char *const[]){"--arrivals", "poisson", NULL},
+	    (const char *const[]){"--rate", "10", "--arrivals", "gauss", NULL},
+	    (const char *const[]){"--seed", "3", NULL},
 	    (const char *const[]){"--bogus", NULL},
 	    (const char *const[]){"extra", NULL},
 	};
@@ -554,6 +679,7 @@ static void test_parsers(void)
 {
 	struct fl_config cfg;
 	struct fl_work *work;
+	char ports[FL_PORTS_TEXT_MAX];
 	cpu_set_t set;
 	char *s;
 	size_t len;
@@ -565,6 +691,13 @@ static void test_parsers(void)
 		cfg.mix[1].weight == 1 && cfg.mix[2].weight == 2);
 	T_CHECK(fl_parse_mix("1:x", &cfg) == -EINVAL);
 	T_CHECK(fl_parse_cpus("0-2,5", &set) == 0 && CPU_COUNT(&set) == 4);
+	T_CHECK(fl_parse_ports("25000-25002,26000,25000", &cfg) == 0);
+	T_CHECK(cfg.nports == 5 && cfg.ports[2] == 25002 &&
+		cfg.ports[3] == 26000 && cfg.ports[4] == 25000);
+	fl_format_ports(&cfg, ports, sizeof(ports));
+	T_CHECK(!strcmp(ports, "25000-25002,26000,25000"), "%s", ports);
+	T_CHECK(fl_parse_ports("0", &cfg) == -EINVAL);
+	T_CHECK(fl_parse_ports("1-300", &cfg) == -EINVAL); /* > FL_MAX_PORTS */
 	T_CHECK(fl_parse_cpus("", &set) == -EINVAL);
 	T_CHECK(fl_unescape("--request", "A\\r\\n\\x41\\\\", &s, &len) == 0);
 	T_CHECK(len == 5 && memcmp(s, "A\r\nA\\", 5) == 0);
@@ -603,5 +736,9 @@ int main(void)
 	T_RUN(test_no_server, 60);
 	T_RUN(test_request_mode, 60);
 	T_RUN(test_hist_merge, 60);
+	T_RUN(test_no_reply, 60);
+	T_RUN(test_asked_and_server_errors, 60);
+	T_RUN(test_ports, 60);
+	T_RUN(test_short_flags, 30);
 	return t_done("test_fibload");
 }
