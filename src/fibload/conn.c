@@ -207,7 +207,8 @@ static void conn_push(struct fl_conn_ctx *x, struct fl_conn *c,
 	it = &work->items[s->item];
 	fl_xfer_queue(&c->x, it->req, it->req_len);
 	c->inflight++;
-	c->sent++;
+	if (!c->first_sent)
+		c->first_sent = now;
 	x->st->ticketed += ticket;
 }
 
@@ -313,7 +314,7 @@ static int conn_reply(struct fl_conn_ctx *x, struct fl_conn *c,
 	if (++c->head == x->sh->cfg->pipeline)
 		c->head = 0;
 	c->inflight--;
-	c->replies++;
+	c->last_reply = now;
 	conn_settle(x, &s, now);
 	switch (fl_work_check(x->sh->work, s.item, line, len)) {
 	case FL_REPLY_OK:
@@ -424,11 +425,13 @@ uint64_t fl_conn_scan(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now)
 	}
 }
 
-/* Whether c got no reply when it should have: it sent a request and none
- * was answered, or it never connected. */
-static int conn_unanswered(const struct fl_conn *c)
+int fl_conn_unanswered(const struct fl_conn *c, uint64_t last_reply)
 {
-	return !c->replies && (c->sent || !c->ever_ready);
+	if (c->last_reply)
+		return 0;
+	if (!c->ever_ready)
+		return 1;
+	return c->first_sent && (!last_reply || c->first_sent < last_reply);
 }
 
 void fl_conn_finish(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now)
@@ -436,8 +439,6 @@ void fl_conn_finish(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now)
 	uint64_t timeout = conn_timeout_ns(x);
 	unsigned cap = x->sh->cfg->pipeline;
 
-	x->st->ports.conns[c->port]++;
-	x->st->ports.no_reply[c->port] += conn_unanswered(c);
 	if (c->state != CONN_READY)
 		return;
 	for (unsigned i = 0; i < c->inflight; i++)

@@ -74,8 +74,8 @@ struct fl_conn {
 	unsigned head, inflight;
 	struct fl_xfer x;      /* the bytes going out and coming in */
 	struct fl_sched sched; /* --rate: when the next request is due */
-	uint64_t sent;	       /* requests sent, warm-up included */
-	uint64_t replies;      /* reply lines of any kind */
+	uint64_t first_sent;   /* when its first request went out (0: none) */
+	uint64_t last_reply;   /* when its last reply line came (0: none) */
 	int exhausted;	       /* -r: no ticket left for this connection */
 	int ever_ready;	       /* it connected at least once */
 };
@@ -108,8 +108,17 @@ void fl_conn_fill(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now);
 uint64_t fl_conn_scan(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now);
 
 /* At the end of the run: requests still unanswered after --timeout are
- * counted as timeouts (the others were simply still in flight), and c is
- * counted in its port's figures. */
+ * counted as timeouts (the others were simply still in flight). */
 void fl_conn_finish(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now);
+
+/*
+ * After the run: whether c got no reply when it should have. It never
+ * connected; or it asked and got nothing while the server answered others
+ * after it asked (last_reply: the run's last reply on any connection) or
+ * answered nobody. A connection that sent nothing, or whose first request
+ * went out after the server's last reply (at the very end of the run), is
+ * not counted.
+ */
+int fl_conn_unanswered(const struct fl_conn *c, uint64_t last_reply);
 
 #endif

@@ -172,19 +172,35 @@ static void run_wait(struct run_ctx *ctx)
 				 (double)(now - sh->t0) / 1e9 - (k - 1));
 }
 
+/* Counts the connections per port, and those that got no reply
+ * (fl_conn_unanswered()). */
+static void run_count_conns(struct run_ctx *ctx, struct fl_result *res)
+{
+	uint64_t last = 0;
+
+	for (unsigned i = 0; i < ctx->nworkers; i++)
+		for (unsigned j = 0; j < ctx->workers[i].nconns; j++)
+			if (ctx->workers[i].conns[j].last_reply > last)
+				last = ctx->workers[i].conns[j].last_reply;
+	for (unsigned i = 0; i < ctx->nworkers; i++) {
+		for (unsigned j = 0; j < ctx->workers[i].nconns; j++) {
+			const struct fl_conn *c = &ctx->workers[i].conns[j];
+			unsigned no = (unsigned)fl_conn_unanswered(c, last);
+
+			res->ports.conns[c->port]++;
+			res->ports.no_reply[c->port] += no;
+			res->no_reply += no;
+		}
+	}
+}
+
 /* Adds one worker's stats to res. */
-static void run_add(struct fl_result *res, const struct fl_stats *st,
-		    unsigned nports)
+static void run_add(struct fl_result *res, const struct fl_stats *st)
 {
 	res->requests += st->requests;
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		res->errors[k] += st->errors[k];
 	fl_errtexts_merge(&res->errtexts, &st->errtexts);
-	for (unsigned p = 0; p < nports; p++) {
-		res->ports.conns[p] += st->ports.conns[p];
-		res->ports.no_reply[p] += st->ports.no_reply[p];
-		res->no_reply += st->ports.no_reply[p];
-	}
 	hist_merge(res->lat, st->lat);
 	if (res->raw)
 		hist_merge(res->raw, st->raw);
@@ -204,10 +220,11 @@ static int run_collect(struct run_ctx *ctx, struct fl_result *res)
 	for (unsigned i = 0; i < ctx->nworkers; i++) {
 		struct fl_worker *w = &ctx->workers[i];
 
-		run_add(res, &w->st, sh->cfg->nports);
+		run_add(res, &w->st);
 		stop = w->stop_ns > stop ? w->stop_ns : stop;
 		last = w->st.last_done > last ? w->st.last_done : last;
 	}
+	run_count_conns(ctx, res);
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		res->error_total += res->errors[k];
 	/* -d: the window, cut short only by a signal or dead connections;

@@ -11,6 +11,12 @@
 #include "hist.h"
 #include "stats.h"
 
+/* Connections per --port entry, and those that got no reply at all. */
+struct fl_portcount {
+	unsigned conns[FL_MAX_PORTS];
+	unsigned no_reply[FL_MAX_PORTS];
+};
+
 /* What a run measured. Latencies are in ns. */
 struct fl_result {
 	uint64_t requests;	       /* measured requests with a good reply */

@@ -1,10 +1,9 @@
 /*
  * stats - what one load thread measured: error counts by kind, the
- * server's first distinct "ERR ..." texts, latency histograms, connections
- * per port and those that got no reply, and the once-a-second progress
- * figures. Each thread records into its own; the run adds them up after
- * joining the threads. Only the progress hand-over (pub_*) is read by
- * another thread while the load runs, under pub_lock.
+ * server's first distinct "ERR ..." texts, latency histograms, and the
+ * once-a-second progress figures. Each thread records into its own; the run
+ * adds them up after joining the threads. Only the progress hand-over (pub_*)
+ * is read by another thread while the load runs, under pub_lock.
  */
 #ifndef FIBLOAD_STATS_H
 #define FIBLOAD_STATS_H
@@ -53,17 +52,10 @@ void fl_errtexts_add(struct fl_errtexts *t, const char *text, size_t len,
 /* Adds src's texts and counts to dst. */
 void fl_errtexts_merge(struct fl_errtexts *dst, const struct fl_errtexts *src);
 
-/* Connections per --port entry, and those that got no reply at all. */
-struct fl_portcount {
-	unsigned conns[FL_MAX_PORTS];
-	unsigned no_reply[FL_MAX_PORTS];
-};
-
 struct fl_stats {
 	uint64_t requests;	       /* measured correct replies */
 	uint64_t errors[FL_ERR_KINDS]; /* every error, warm-up included */
 	struct fl_errtexts errtexts;   /* "ERR ..." replies, warm-up included */
-	struct fl_portcount ports;     /* filled in at the end */
 	struct hist *lat;	       /* latency (from intended send) */
 	struct hist *raw;	       /* --rate: latency from actual send */
 	uint64_t ticketed;	       /* -n: measured requests in flight */

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "fibload/config.h"
+#include "fibload/conn.h"
 
 static char out[1 << 16], err[1 << 16];
 
@@ -674,6 +675,25 @@ static void test_usage(void)
 	T_CHECK(strncmp(out, "fibload ", 8) == 0, "%s", out);
 }
 
+/* Which connections count as "got no reply". */
+static void test_unanswered_rule(void)
+{
+	struct fl_conn c = {.ever_ready = 1, .first_sent = 100};
+
+	/* asked at 100; the server answered someone at 200: passed over */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 1);
+	/* ... or answered nobody at all */
+	T_CHECK(fl_conn_unanswered(&c, 0) == 1);
+	/* asked after the server's last reply (the run's very end) */
+	T_CHECK(fl_conn_unanswered(&c, 50) == 0);
+	c.last_reply = 150; /* it did get a reply */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 0);
+	c = (struct fl_conn){.ever_ready = 1}; /* connected, sent nothing */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 0);
+	c = (struct fl_conn){.ever_ready = 0}; /* never connected */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 1);
+}
+
 /* The parsers and the reply check, in process. */
 static void test_parsers(void)
 {
@@ -726,6 +746,7 @@ static void test_parsers(void)
 int main(void)
 {
 	T_RUN(test_parsers, 20);
+	T_RUN(test_unanswered_rule, 10);
 	T_RUN(test_usage, 30);
 	T_RUN(test_fibd_json, 60);
 	T_RUN(test_fibd_duration, 60);
