@@ -16,20 +16,21 @@
  * or ('future', f). Ours are stackful coroutines (src/coro/ctx.h: the coro
  * runtime's context switch and stacks, not its scheduler): they can park
  * inside any function they call, so a task's body is the blocking models'
- * own connection loop, serve_conn() (framing, HTTP, errors, limits,
- * metrics), with I/O and compute calls that park the task, not the thread.
- * A stackless protothread cannot yield from a callee: the request core
- * would have to become a state machine (src/core/evconn.c, the reactor's).
- * A stack costs address space, and memory only where a task touches it.
+ * connection loop, serve_conn() (framing, HTTP, errors, limits, metrics),
+ * with I/O and compute that park the task, not the thread. A stackless
+ * protothread cannot yield from a callee: the request core would have to
+ * become a state machine (src/core/evconn.c, the reactor's). A stack costs
+ * address space, and memory only where a task touches it.
  *
  * The talk parks tasks in select(); we use epoll: select() takes only fds
  * below FD_SETSIZE (1024) and scans them all on each call, and async holds
  * 10,000 connections. The talk's pool is processes; C has no GIL, so ours
  * is threads (src/core/tpool.h), and its completion pipe is the talk's
- * socketpair. A cheap fib is computed by the task itself (async_cheap()).
+ * socketpair. A cheap fib is computed by the task itself (async_compute()).
  */
 /* clang-format on */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -57,12 +58,15 @@ struct async_task {
 	int fd;
 	unsigned armed;		 /* the events epoll watches on fd; 0: none */
 	unsigned want;		 /* parked on (fd, want); 0: not on fd */
-	bool queued;		 /* on the run queue */
 	bool expired;		 /* woken by its deadline */
 	unsigned budget;	 /* inline computes left until it parks on fd */
 	uint64_t deadline;	 /* ms, while parked with a timeout; else 0 */
 	struct async_task *next; /* the run queue */
 	struct async_task *prev_t, *next_t; /* every task */
+	struct tpool_job job; /* its future: fib(n) into *r on the pool */
+	const struct proto_limits *lim;
+	uint64_t n;
+	struct reply *r;
 };
 
 struct async_loop {
@@ -77,7 +81,7 @@ struct async_loop {
 	struct async_task *head, *tail; /* the run queue */
 	struct async_task *tasks;	/* every task */
 	unsigned ntasks;
-	struct evconn_cfg inl; /* inline_max_n, inline_free_n: async_cheap() */
+	struct evconn_cfg inl;		    /* inline_max_n, inline_free_n */
 	uint64_t now, next_tick, grace_end; /* ms */
 	bool stopping, accept_paused;
 	struct serve_io io;
@@ -95,23 +99,23 @@ static uint64_t async_now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- the scheduler: park, wake, run ------------------------------------ */
-
+/*
+ * Queues a parked task to run. Clearing what it waited on makes this
+ * happen once: on_fd() wakes only a task with a want, tick() only one
+ * with a deadline, and a future completes once.
+ */
 static void async_wake(struct async_loop *l, struct async_task *t, bool expired)
 {
-	if (t->queued)
-		return;
 	t->want = 0;
 	t->deadline = 0;
 	t->expired = expired;
-	t->queued = true;
 	t->next = NULL;
 	*(l->tail ? &l->tail->next : &l->head) = t;
 	l->tail = t;
 }
 
 /*
- * Parks the running task on (fd, events), or with events 0 on a future,
+ * Parks the running task on (fd, events), or with events 0 on its future,
  * until it is woken: 0, or -EAGAIN when timeout_ms passed first. epoll
  * stays armed for what the task waited on last (level-triggered), so
  * waiting for request after request costs no epoll_ctl().
@@ -128,8 +132,7 @@ static int async_park(struct async_loop *l, unsigned events,
 			return -errno;
 		t->armed = events;
 	}
-	if (events)
-		t->budget = EVCONN_INLINE_BUDGET;
+	t->budget = events ? EVCONN_INLINE_BUDGET : t->budget;
 	t->want = events;
 	t->deadline = timeout_ms ? l->now + timeout_ms : 0;
 	coro_ctx_switch(&t->ctx, &l->main);
@@ -137,9 +140,9 @@ static int async_park(struct async_loop *l, unsigned events,
 }
 
 /*
- * A task not parked on its fd (it waits for a future) leaves the epoll set
- * until it parks there again: level-triggered, the fd (or a reset's
- * EPOLLERR, reported whatever we ask) would wake the loop over and over.
+ * A task not parked on its fd leaves the epoll set until it parks there
+ * again: level-triggered, the fd (or a reset's EPOLLERR, reported whatever
+ * we ask) would wake the loop over and over while it waits for a future.
  */
 static void async_on_fd(struct async_loop *l, struct async_task *t, unsigned ev)
 {
@@ -151,16 +154,14 @@ static void async_on_fd(struct async_loop *l, struct async_task *t, unsigned ev)
 	}
 }
 
-/* Runs every ready task until it parks, or frees it once it returns. */
+/* Runs every ready task until it parks; frees it once it returns. */
 static void async_run_ready(struct async_loop *l)
 {
 	struct async_task *t;
 
 	while ((t = l->head)) {
 		l->head = t->next;
-		if (!l->head)
-			l->tail = NULL;
-		t->queued = false;
+		l->tail = l->head ? l->tail : NULL;
 		l->cur = t;
 		coro_ctx_switch(&l->main, &t->ctx);
 		if (!t->ctx.finished)
@@ -175,9 +176,7 @@ static void async_run_ready(struct async_loop *l)
 	}
 }
 
-/* ---- a task: serve_conn(), with I/O and compute that park it ----------- */
-
-/* Waits for the next request without holding a buffer (see serve.h). */
+/* serve_conn()'s I/O. wait() holds no buffer for the next request. */
 static int async_io_wait(void *ctx, int fd, unsigned timeout_ms)
 {
 	(void)fd;
@@ -220,55 +219,42 @@ static int async_io_write(void *ctx, int fd, const void *buf, size_t len)
 	return err;
 }
 
-/* A future: one fib computed by a pool thread while its task is parked. */
-struct async_future {
-	struct tpool_job job; /* first: the pool hands this back */
-	struct async_task *task;
-	const struct proto_limits *lim;
-	uint64_t n;
-	struct reply *r;
-};
+static struct async_task *async_task_of(struct tpool_job *job)
+{
+	return (void *)((char *)job - offsetof(struct async_task, job));
+}
 
 static void async_future_run(struct tpool_job *job)
 {
-	struct async_future *f = (struct async_future *)job;
+	struct async_task *t = async_task_of(job);
 
-	proto_compute(f->lim, f->n, f->r);
+	proto_compute(t->lim, t->n, t->r);
 }
 
 /*
- * Computed by the task, on the loop: cheaper than a pool round trip
- * (EVCONN_INLINE_*_MAX_N says by how much). Beyond the nearly free ones, a
- * budget per wake-up, so that a pipeline cannot stall the other tasks.
- * Never in Python: the loop would wait for the GIL behind the pool's fibs.
+ * serve_conn()'s compute: a future for the pool, and a park until it is
+ * done. A fib cheaper than that round trip (EVCONN_INLINE_*_MAX_N) is
+ * computed right here, up to a budget per wake-up beyond the nearly free
+ * ones, so that a pipeline cannot stall the other tasks for long. Never
+ * Python: the loop would wait for the GIL behind the pool's fibs.
  */
-static bool async_cheap(struct async_loop *l, uint64_t n)
-{
-	if (l->inl.lim->engine == FIB_ENGINE_PYTHON || n > l->inl.inline_max_n)
-		return false;
-	return n <= l->inl.inline_free_n ||
-	       (l->cur->budget && l->cur->budget--);
-}
-
-/* serve_conn()'s compute: inline, or a future and a park until it is done. */
 static void async_compute(void *ctx, const struct proto_limits *lim, uint64_t n,
 			  struct reply *r)
 {
 	struct async_loop *l = ctx;
-	struct async_future f = {
-	    .job = {.run = async_future_run, .cq = l->cq},
-	    .task = l->cur,
-	    .lim = lim,
-	    .n = n,
-	    .r = r,
-	};
+	struct async_task *t = l->cur;
 
-	if (async_cheap(l, n)) {
+	if (lim->engine != FIB_ENGINE_PYTHON && n <= l->inl.inline_max_n &&
+	    (n <= l->inl.inline_free_n || (t->budget && t->budget--))) {
 		proto_compute(lim, n, r);
 		return;
 	}
-	tpool_submit(l->pool, &f.job);
-	async_park(l, 0, 0); /* no timeout: f lives on this stack until done */
+	t->job = (struct tpool_job){.run = async_future_run, .cq = l->cq};
+	t->lim = lim;
+	t->n = n;
+	t->r = r;
+	tpool_submit(l->pool, &t->job);
+	async_park(l, 0, 0); /* no timeout: r lives on this stack */
 }
 
 /* A task's whole life: the connection loop of every blocking model. */
@@ -279,56 +265,43 @@ static void async_task_main(void *arg)
 	serve_conn(l->cur->fd, l->cfg, &l->hook, &l->io);
 }
 
-/* A new connection: a task, ready to run serve_conn() up to its first wait. */
-static void async_spawn(struct async_loop *l, int fd)
-{
-	struct async_task *t = calloc(1, sizeof(*t));
-
-	if (!t ||
-	    coro_ctx_make(&t->ctx, l->stacks, async_task_main, l, &l->main)) {
-		free(t);
-		server_reject_busy(fd, l->cfg);
-		return;
-	}
-	t->fd = fd;
-	t->next_t = l->tasks;
-	if (l->tasks)
-		l->tasks->prev_t = t;
-	l->tasks = t;
-	l->ntasks++;
-	async_wake(l, t, false);
-}
-
-/* ---- the loop ---------------------------------------------------------- */
-
-static int async_watch(struct async_loop *l, int fd, void *tag)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
-
-	return epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
-}
-
 /*
- * Takes up to max waiting connections. Beyond --max-conns: "ERR server
- * busy". Out of descriptors, evaccept sheds the newcomer the same way; if
- * even that fails, the listener rests until the next tick.
+ * Takes up to max waiting connections, each a new task, ready to run up to
+ * its first wait. Beyond --max-conns: "ERR server busy". Out of
+ * descriptors, evaccept sheds the newcomer the same way; if even that
+ * fails, the listener rests until the next tick.
  */
 static void async_accept(struct async_loop *l, unsigned max)
 {
-	for (unsigned i = 0; i < max; i++) {
-		int fd = evaccept_next(&l->acc, l->cfg);
+	struct async_task *t;
+	int fd;
 
+	for (unsigned i = 0; i < max; i++) {
+		fd = evaccept_next(&l->acc, l->cfg);
 		if (fd == -EAGAIN)
 			return;
-		if (fd >= 0 && l->ntasks < l->cfg->max_conns)
-			async_spawn(l, fd);
-		else if (fd >= 0)
-			server_reject_busy(fd, l->cfg);
-		else if (fd != -EBUSY) {
+		if (fd < 0 && fd != -EBUSY) {
 			epoll_ctl(l->ep, EPOLL_CTL_DEL, l->acc.lfd, NULL);
 			l->accept_paused = true;
 			return;
 		}
+		if (fd < 0)
+			continue;
+		t = l->ntasks < l->cfg->max_conns ? calloc(1, sizeof(*t))
+						  : NULL;
+		if (!t || coro_ctx_make(&t->ctx, l->stacks, async_task_main, l,
+					&l->main)) {
+			free(t);
+			server_reject_busy(fd, l->cfg);
+			continue;
+		}
+		t->fd = fd;
+		t->next_t = l->tasks;
+		if (l->tasks)
+			l->tasks->prev_t = t;
+		l->tasks = t;
+		l->ntasks++;
+		async_wake(l, t, false);
 	}
 }
 
@@ -347,6 +320,13 @@ static void async_stop(struct async_loop *l)
 	for (struct async_task *t = l->tasks; t; t = t->next_t)
 		shutdown(t->fd, SHUT_RD);
 	l->grace_end = l->now + ASYNC_STOP_GRACE_MS;
+}
+
+static int async_watch(struct async_loop *l, int fd, void *tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+
+	return epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
 /*
@@ -372,99 +352,74 @@ static void async_tick(struct async_loop *l)
 	l->accept_paused = false;
 }
 
-static void async_dispatch(struct async_loop *l, struct epoll_event *ev)
-{
-	struct tpool_job *j;
-
-	if (ev->data.ptr == &async_tag_listener) {
-		async_accept(l, ASYNC_EVENTS);
-	} else if (ev->data.ptr == &async_tag_pool) {
-		for (j = tpool_cq_reap(l->cq); j; j = j->next)
-			async_wake(l, ((struct async_future *)j)->task, false);
-	} else if (ev->data.ptr == &async_tag_stop) {
-		async_stop(l);
-	} else {
-		async_on_fd(l, ev->data.ptr, ev->events);
-	}
-}
-
 /* Runs tasks, waits, wakes tasks: until a stop has seen every task end. */
 static void async_loop_run(struct async_loop *l)
 {
 	struct epoll_event evs[ASYNC_EVENTS];
+	struct tpool_job *j;
+	void *p;
 	int n;
 
-	for (;;) {
-		async_run_ready(l);
-		if (l->stopping && !l->ntasks)
-			return;
+	while (!l->stopping || l->ntasks) {
 		n = epoll_wait(l->ep, evs, ASYNC_EVENTS,
 			       l->ntasks || l->accept_paused ? ASYNC_TICK_MS
 							     : -1);
-		if (n < 0 && errno != EINTR) {
-			log_err(-errno, "async: epoll_wait");
-			return;
-		}
 		l->now = async_now();
-		for (int i = 0; i < n; i++)
-			async_dispatch(l, &evs[i]);
+		for (int i = 0; i < n; i++) {
+			p = evs[i].data.ptr;
+			if (p == &async_tag_listener)
+				async_accept(l, ASYNC_EVENTS);
+			else if (p == &async_tag_stop)
+				async_stop(l);
+			else if (p != &async_tag_pool)
+				async_on_fd(l, p, evs[i].events);
+			else /* futures done: wake their tasks */
+				for (j = tpool_cq_reap(l->cq); j; j = j->next)
+					async_wake(l, async_task_of(j), false);
+		}
 		async_tick(l);
+		async_run_ready(l);
 	}
 }
 
-static int async_loop_init(struct async_loop *l, const struct server_cfg *cfg,
-			   int lfd)
-{
-	*l = (struct async_loop){
-	    .cfg = cfg,
-	    .io = {async_io_read, async_io_write, async_io_wait, l},
-	    .hook = {async_compute, l},
-	    .now = async_now(),
-	};
-	evaccept_init(&l->acc, lfd);
-	coro_ctx_thread(&l->main);
-	l->ep = epoll_create1(EPOLL_CLOEXEC);
-	l->pool = tpool_create(server_workers(cfg));
-	evconn_cfg_init(&l->inl, &cfg->limits, l->pool, 0);
-	l->cq = tpool_cq_create();
-	l->stacks = coro_ctx_stacks_new(ASYNC_STACK_SIZE, ASYNC_STACK_CACHE);
-	if (l->ep < 0 || !l->pool || !l->cq || !l->stacks ||
-	    async_watch(l, lfd, &async_tag_listener) ||
-	    async_watch(l, tpool_cq_fd(l->cq), &async_tag_pool) ||
-	    async_watch(l, stop_eventfd(), &async_tag_stop))
-		return -errno;
-	return 0;
-}
-
-/* After a stop no task is left, so no future is in the pool. */
-static void async_loop_destroy(struct async_loop *l)
-{
-	if (l->pool)
-		tpool_destroy(l->pool);
-	if (l->cq)
-		tpool_cq_destroy(l->cq);
-	if (l->stacks)
-		coro_ctx_stacks_free(l->stacks);
-	if (l->ep >= 0)
-		close(l->ep);
-	if (!l->stopping)
-		evaccept_close(&l->acc);
-}
-
+/* After a stop has seen every task end, no future is left in the pool. */
 static int async_run(const struct server_cfg *cfg)
 {
-	int lfd = server_listen(cfg, cfg->port, NET_NONBLOCK);
-	struct async_loop l;
-	int err;
+	struct async_loop l = {
+	    .cfg = cfg,
+	    .io = {async_io_read, async_io_write, async_io_wait, &l},
+	    .hook = {async_compute, &l},
+	    .now = async_now(),
+	};
+	int lfd = server_listen(cfg, cfg->port, NET_NONBLOCK), err = 0;
 
 	if (lfd < 0)
 		return lfd;
-	err = async_loop_init(&l, cfg, lfd);
-	if (err)
+	evaccept_init(&l.acc, lfd);
+	coro_ctx_thread(&l.main);
+	l.ep = epoll_create1(EPOLL_CLOEXEC);
+	l.pool = tpool_create(server_workers(cfg));
+	l.cq = tpool_cq_create();
+	l.stacks = coro_ctx_stacks_new(ASYNC_STACK_SIZE, ASYNC_STACK_CACHE);
+	evconn_cfg_init(&l.inl, &cfg->limits, l.pool, 0);
+	if (l.ep < 0 || !l.pool || !l.cq || !l.stacks ||
+	    async_watch(&l, lfd, &async_tag_listener) ||
+	    async_watch(&l, tpool_cq_fd(l.cq), &async_tag_pool) ||
+	    async_watch(&l, stop_eventfd(), &async_tag_stop)) {
+		err = -errno;
 		log_err(err, "async: cannot start");
-	else
+		evaccept_close(&l.acc);
+	} else {
 		async_loop_run(&l);
-	async_loop_destroy(&l);
+	}
+	if (l.pool)
+		tpool_destroy(l.pool);
+	if (l.cq)
+		tpool_cq_destroy(l.cq);
+	if (l.stacks)
+		coro_ctx_stacks_free(l.stacks);
+	if (l.ep >= 0)
+		close(l.ep);
 	return err;
 }
 
