@@ -30,7 +30,6 @@
  */
 /* clang-format on */
 #include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -54,6 +53,8 @@
 #define ASYNC_STOP_GRACE_MS 5000 /* for a client not reading at a stop */
 
 struct async_task {
+	struct tpool_job
+	    job;	     /* first: its future, fib(n) into *r on the pool */
 	struct coro_ctx ctx; /* its stack and saved registers */
 	int fd;
 	unsigned armed;		 /* the events epoll watches on fd; 0: none */
@@ -63,7 +64,6 @@ struct async_task {
 	uint64_t deadline;	 /* ms, while parked with a timeout; else 0 */
 	struct async_task *next; /* the run queue */
 	struct async_task *prev_t, *next_t; /* every task */
-	struct tpool_job job; /* its future: fib(n) into *r on the pool */
 	const struct proto_limits *lim;
 	uint64_t n;
 	struct reply *r;
@@ -99,11 +99,7 @@ static uint64_t async_now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/*
- * Queues a parked task to run. Clearing what it waited on makes this
- * happen once: on_fd() wakes only a task with a want, tick() only one
- * with a deadline, and a future completes once.
- */
+/* Clearing what it waited on makes sure a task is queued once. */
 static void async_wake(struct async_loop *l, struct async_task *t, bool expired)
 {
 	t->want = 0;
@@ -115,10 +111,10 @@ static void async_wake(struct async_loop *l, struct async_task *t, bool expired)
 }
 
 /*
- * Parks the running task on (fd, events), or with events 0 on its future,
+ * Parks the running task on (fd, events), or on its future (events 0),
  * until it is woken: 0, or -EAGAIN when timeout_ms passed first. epoll
- * stays armed for what the task waited on last (level-triggered), so
- * waiting for request after request costs no epoll_ctl().
+ * stays armed for what it waited on last: request after request costs
+ * no epoll_ctl().
  */
 static int async_park(struct async_loop *l, unsigned events,
 		      unsigned timeout_ms)
@@ -219,14 +215,9 @@ static int async_io_write(void *ctx, int fd, const void *buf, size_t len)
 	return err;
 }
 
-static struct async_task *async_task_of(struct tpool_job *job)
-{
-	return (void *)((char *)job - offsetof(struct async_task, job));
-}
-
 static void async_future_run(struct tpool_job *job)
 {
-	struct async_task *t = async_task_of(job);
+	struct async_task *t = (struct async_task *)job;
 
 	proto_compute(t->lim, t->n, t->r);
 }
@@ -375,7 +366,8 @@ static void async_loop_run(struct async_loop *l)
 				async_on_fd(l, p, evs[i].events);
 			else /* futures done: wake their tasks */
 				for (j = tpool_cq_reap(l->cq); j; j = j->next)
-					async_wake(l, async_task_of(j), false);
+					async_wake(l, (struct async_task *)j,
+						   false);
 		}
 		async_tick(l);
 		async_run_ready(l);
