@@ -422,5 +422,6 @@ const struct model model_async = {
     .concurrency = MODEL_PARALLEL,
     .talk_server = "async_server",
     .fits_10k = true,
+    .max_workers = MODEL_MAX_WORKERS,
     .run = async_run,
 };
