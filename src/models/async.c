@@ -53,9 +53,8 @@
 #define ASYNC_STOP_GRACE_MS 5000 /* for a client not reading at a stop */
 
 struct async_task {
-	struct tpool_job
-	    job;	     /* first: its future, fib(n) into *r on the pool */
-	struct coro_ctx ctx; /* its stack and saved registers */
+	struct tpool_job job; /* first: its future, fib(n) into *r */
+	struct coro_ctx ctx;  /* its stack and saved registers */
 	int fd;
 	unsigned armed;		 /* the events epoll watches on fd; 0: none */
 	unsigned want;		 /* parked on (fd, want); 0: not on fd */
