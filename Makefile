@@ -180,14 +180,18 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL ?= install
 INST_PROGS := fibd fib fibload
 INST_MANS  := $(wildcard man/*.1)
-INST_DOCS  := README.md $(wildcard docs/*.md)
+# The docs keep their tree, so README's and MODELS.md's links resolve.
+INST_DOCS  := $(wildcard docs/*.md)
+INST_MDOCS := $(wildcard docs/models/*.md)
 
 install: $(addprefix $(B)/,$(INST_PROGS))
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(DOCDIR)/docs/models $(DESTDIR)$(UNITDIR)
 	$(INSTALL) -m 755 $^ $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 $(INST_MANS) $(DESTDIR)$(MANDIR)/man1
-	$(INSTALL) -m 644 $(INST_DOCS) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 644 $(INST_DOCS) $(DESTDIR)$(DOCDIR)/docs
+	$(INSTALL) -m 644 $(INST_MDOCS) $(DESTDIR)$(DOCDIR)/docs/models
 	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
 	    -e 's|/usr/local/share/doc/fibd/|$(DOCDIR)/|g' \
 		contrib/fibd.service > $(DESTDIR)$(UNITDIR)/fibd.service.tmp
@@ -204,9 +208,9 @@ install-test: $(addprefix $(B)/,$(INST_PROGS))
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INST_PROGS)) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(INST_MANS))) \
-		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INST_DOCS))) \
+		$(DESTDIR)$(DOCDIR)/README.md $(addprefix $(DESTDIR)$(DOCDIR)/,$(INST_DOCS) $(INST_MDOCS)) \
 		$(DESTDIR)$(UNITDIR)/fibd.service
-	-rmdir $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(DOCDIR)/docs/models $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -47,8 +47,8 @@ want="usr/lib/systemd/system/fibd.service:644 usr/share/doc/fibd/README.md:644"
 for p in fibd fibload fib; do
 	want="$want usr/bin/$p:755 usr/share/man/man1/$p.1:644"
 done
-for d in docs/*.md; do
-	want="$want usr/share/doc/fibd/${d#docs/}:644"
+for d in docs/*.md docs/models/*.md; do
+	want="$want usr/share/doc/fibd/$d:644"
 done
 bad=""
 for w in $want; do
