@@ -70,9 +70,10 @@ LIBS        := $(LOAD_LIB) $(CORO_LIB) $(CORE_LIB)
 
 PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
 TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+TESTS += $(B)/tests/test_demo
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench clean deps format fuzz scaleout-test FORCE
+.PHONY: all test bench clean deps demo format fuzz scaleout-test FORCE
 all: $(PROGS) $(BENCHES)
 
 # Installs missing build dependencies on a fresh Debian machine (or says how).
@@ -135,6 +136,18 @@ scaleout-test: all
 bench: all
 	@bench/deps
 	@bench/run $(ARGS)
+
+# The talk, live: each section's servers started and measured, a table and
+# its lesson (scripts/demo, Python 3 stdlib; under 5 minutes).
+# make demo ARGS='--list' | '--section gil --section many' | '--quick'
+demo: all
+	@scripts/demo $(ARGS)
+
+# make test runs the demo's check (tests/demo_check.py) as a test binary.
+$(B)/tests/test_demo: tests/demo_check.py
+	@mkdir -p $(dir $@)
+	@printf "#!/bin/sh\nexec python3 '%s' '%s'\n" "$(CURDIR)/$<" \
+		"$(CURDIR)/$(B)" >$@ && chmod +x $@
 
 # libFuzzer on the request path (clang + libfuzzer-14-dev). FUZZ_SECONDS sets
 # the run, FUZZ_JOBS how many fuzzing processes at once (libFuzzer's -fork);
