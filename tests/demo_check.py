@@ -6,7 +6,8 @@ and a mistake in one would only show when someone gives the talk; about
 20 s on an idle machine) and checks that each prints its header, its
 table with requests/s, p99 and the server's CPU, and its lesson; that
 single's second client got no reply; that --section and --list do what
-they say; and that Ctrl-C leaves no server behind.
+they say; that on a terminal it waits for Enter between sections (and
+not otherwise); and that Ctrl-C leaves no server behind.
 
     tests/demo_check.py BUILD_DIR      (make test runs it as test_demo)
 
@@ -14,7 +15,9 @@ Prints "ok ..." or "FAIL ..." per check and "test_demo: N passed, M
 failed" last, as the C tests do.
 """
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -89,6 +92,8 @@ def check_full(build, names):
     r = run(build, "--quick")
     check(r.returncode == 0, "demo --quick exits 0 (got %d: %s)"
           % (r.returncode, r.stderr.strip()[-300:]))
+    check("press Enter" not in r.stdout,
+          "not on a terminal: no pause between sections")
     got, order = sections(r.stdout)
     check(order == names, "every section, in the talk's order: %s"
           % " ".join(order))
@@ -127,6 +132,51 @@ def check_options(build, names):
     r = run(build, "--section", "nosuch")
     check(r.returncode == 2 and "no section 'nosuch'" in r.stderr,
           "--section of no section: exit 2 and why")
+
+
+def read_until(fd, want, timeout):
+    """What the pty gave until want appeared (or the timeout, or EOF)."""
+    out, end = b"", time.monotonic() + timeout
+    while want not in out and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def check_pause(build):
+    """On a terminal the demo stops after a section until Enter."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, DEMO, "--build", build, "--quick",
+                          "--section", "growth,single"], stdin=slave,
+                         stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        out = read_until(master, b"press Enter", 120)
+        check(b"press Enter" in out and b"== single" not in out,
+              "on a terminal: it asks for Enter before the next section")
+        time.sleep(1)
+        check(p.poll() is None and b"== single" not in read_until(
+            master, b"== single", 0.5), "... and waits for it")
+        os.write(master, b"\n")
+        out = read_until(master, b"Unlike the talk", 120)
+        out += read_until(master, b"\n", 5)
+        check(b"== single" in out and b"press Enter" not in out,
+              "... then runs the next section, with no prompt after "
+              "the last")
+        p.wait(30)
+        check(p.returncode == 0, "... and exits 0 (got %s)" % p.returncode)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
 
 
 def check_interrupt(build):
@@ -168,6 +218,7 @@ def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     check_full(build, NAMES)
     check_options(build, NAMES)
+    check_pause(build)
     check_interrupt(build)
     print("test_demo: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
