@@ -5,6 +5,7 @@
 #   make test SAN=1   the same under ASan + UBSan (objects in build/san)
 #   make test TSAN=1  the same under TSan (objects in build/tsan)
 #   make bench        reproduce the talk's tables (see bench/README.md)
+#   make demo         the talk live, section by section (docs/WALKTHROUGH.md)
 #   make scaleout-test  3 fibd behind HAProxy, one killed under load
 #
 # Sources are found by wildcard: a new file in src/core, src/models, src/coro,
