@@ -5,6 +5,7 @@
 #   make test SAN=1   the same under ASan + UBSan (objects in build/san)
 #   make test TSAN=1  the same under TSan (objects in build/tsan)
 #   make bench        reproduce the talk's tables (see bench/README.md)
+#   make demo         the talk live, section by section (docs/WALKTHROUGH.md)
 #   make scaleout-test  3 fibd behind HAProxy: one killed under load, then
 #                       a rolling restart with --drain
 #   make install      programs, man pages, docs and the systemd unit under
@@ -74,10 +75,11 @@ LIBS        := $(LOAD_LIB) $(CORO_LIB) $(CORE_LIB)
 
 PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
 TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+TESTS += $(B)/tests/test_demo
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench clean deps format fuzz scaleout-test install uninstall \
-	install-test FORCE
+.PHONY: all test bench clean deps demo format fuzz scaleout-test install \
+	uninstall install-test FORCE
 all: $(PROGS) $(BENCHES)
 
 # Installs missing build dependencies on a fresh Debian machine (or says how).
@@ -147,6 +149,18 @@ scaleout-test: all
 bench: all
 	@bench/deps
 	@bench/run $(ARGS)
+
+# The talk, live: each section's servers started and measured, a table and
+# its lesson (scripts/demo, Python 3 stdlib; under 5 minutes).
+# make demo ARGS='--list' | '--section gil --section many' | '--quick'
+demo: all
+	@scripts/demo $(ARGS)
+
+# make test runs the demo's check (tests/demo_check.py) as a test binary.
+$(B)/tests/test_demo: tests/demo_check.py
+	@mkdir -p $(dir $@)
+	@printf "#!/bin/sh\nexec python3 '%s' '%s'\n" "$(CURDIR)/$<" \
+		"$(CURDIR)/$(B)" >$@ && chmod +x $@
 
 # libFuzzer on the request path (clang + libfuzzer-14-dev). FUZZ_SECONDS sets
 # the run, FUZZ_JOBS how many fuzzing processes at once (libFuzzer's -fork);
