@@ -440,12 +440,15 @@ static void test_hangup(void)
 	T_CHECK(json_num(out, NULL, "requests") >= 1, "%s", out);
 }
 
+static void write_temp(char *path, const char *text);
+
 /* A server that stops: it answers the first of two pipelined requests and
  * closes the connection, the second never read. */
 static void test_resend(void)
 {
 	struct fake *f = fake_start(FAKE_DRAIN), *g = fake_start(FAKE_DRAIN);
 	struct fake *h = fake_start(FAKE_DROP), *c = fake_start(FAKE_CLOSE);
+	char hist[64];
 
 	/* without --resend: the unanswered request is a read error */
 	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-P", "2",
@@ -458,9 +461,10 @@ static void test_resend(void)
 
 	/* with it: sent again on a new connection and answered (832040,
 	 * checked by fibload as every reply is) */
-	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-P", "2",
-					      "-r", "4", "--n", "30", "--json",
-					      "--resend", NULL}) == 0,
+	write_temp(hist, "");
+	T_CHECK(fibload((const char *const[]){
+		    "-p", g->port_str, "-P", "2", "-r", "4", "--n", "30",
+		    "--json", "--resend", "--hist-out", hist, NULL}) == 0,
 		"%s%s", out, err);
 	T_CHECK(json_num(out, NULL, "resent") == 1, "%s", out);
 	T_CHECK(json_num(out, "errors", "total") == 0, "%s", out);
@@ -470,6 +474,11 @@ static void test_resend(void)
 		atomic_load(&g->lines));
 	T_CHECK(atomic_load(&g->conns) == 2, "%lu connections",
 		atomic_load(&g->conns));
+	T_CHECK(fibload((const char *const[]){"merge", "--json", hist, hist,
+					      NULL}) == 0,
+		"%s%s", out, err);
+	T_CHECK(json_num(out, NULL, "resent") == 2, "%s", out);
+	unlink(hist);
 	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-r", "2",
 					      "--n", "30", "--resend", NULL}) ==
 		    0,
