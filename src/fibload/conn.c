@@ -78,6 +78,20 @@ static void conn_drop_inflight(struct fl_conn_ctx *x, struct fl_conn *c,
 	fl_xfer_reset(&c->x);
 }
 
+/* Closes c's socket (CONN_CLOSED): it reconnects at retry_at. */
+static void conn_close(struct fl_conn_ctx *x, struct fl_conn *c,
+		       uint64_t retry_at)
+{
+	if (c->fd >= 0)
+		close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	c->events = 0;
+	c->state = CONN_CLOSED;
+	c->retry_at = retry_at;
+	if (retry_at < x->next_scan)
+		x->next_scan = retry_at;
+}
+
 /* Counts an error of kind (a timeout once per request in flight), closes
  * c, and schedules a reconnect, or gives c up (CONN_DEAD). */
 static void conn_fail(struct fl_conn_ctx *x, struct fl_conn *c,
@@ -85,21 +99,15 @@ static void conn_fail(struct fl_conn_ctx *x, struct fl_conn *c,
 {
 	fl_stats_count(x->st, kind, kind == FL_ERR_TIMEOUT ? c->inflight : 1);
 	conn_drop_inflight(x, c, now);
-	if (c->fd >= 0)
-		close(c->fd); /* also leaves the epoll set */
-	c->fd = -1;
-	c->events = 0;
-	c->state = CONN_CLOSED;
-	if (!c->failing) {
-		c->failing = now;
-	} else if (now - c->failing >= conn_timeout_ns(x)) {
+	if (c->failing && now - c->failing >= conn_timeout_ns(x)) {
+		conn_close(x, c, UINT64_MAX);
 		c->state = CONN_DEAD;
 		x->live--;
 		return;
 	}
-	c->retry_at = kind == FL_ERR_CONNECT ? now + FL_RECONNECT_NS : now;
-	if (c->retry_at < x->next_scan)
-		x->next_scan = c->retry_at;
+	if (!c->failing)
+		c->failing = now;
+	conn_close(x, c, kind == FL_ERR_CONNECT ? now + FL_RECONNECT_NS : now);
 }
 
 static void conn_connect_failed(struct fl_conn_ctx *x, struct fl_conn *c,
@@ -415,13 +423,7 @@ static void conn_hung_up(struct fl_conn_ctx *x, struct fl_conn *c, ssize_t n)
 	for (unsigned i = 0; i < c->inflight; i++)
 		c->ring[(c->head + i) % cap].resent = 1;
 	fl_xfer_reset(&c->x);
-	close(c->fd); /* also leaves the epoll set */
-	c->fd = -1;
-	c->events = 0;
-	c->state = CONN_CLOSED;
-	c->retry_at = now;
-	if (now < x->next_scan)
-		x->next_scan = now;
+	conn_close(x, c, now);
 }
 
 /* Reads what has arrived (big chunks), checks it, sends what is next. */
