@@ -78,6 +78,20 @@ static void conn_drop_inflight(struct fl_conn_ctx *x, struct fl_conn *c,
 	fl_xfer_reset(&c->x);
 }
 
+/* Closes c's socket (CONN_CLOSED): it reconnects at retry_at. */
+static void conn_close(struct fl_conn_ctx *x, struct fl_conn *c,
+		       uint64_t retry_at)
+{
+	if (c->fd >= 0)
+		close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	c->events = 0;
+	c->state = CONN_CLOSED;
+	c->retry_at = retry_at;
+	if (retry_at < x->next_scan)
+		x->next_scan = retry_at;
+}
+
 /* Counts an error of kind (a timeout once per request in flight), closes
  * c, and schedules a reconnect, or gives c up (CONN_DEAD). */
 static void conn_fail(struct fl_conn_ctx *x, struct fl_conn *c,
@@ -85,21 +99,15 @@ static void conn_fail(struct fl_conn_ctx *x, struct fl_conn *c,
 {
 	fl_stats_count(x->st, kind, kind == FL_ERR_TIMEOUT ? c->inflight : 1);
 	conn_drop_inflight(x, c, now);
-	if (c->fd >= 0)
-		close(c->fd); /* also leaves the epoll set */
-	c->fd = -1;
-	c->events = 0;
-	c->state = CONN_CLOSED;
-	if (!c->failing) {
-		c->failing = now;
-	} else if (now - c->failing >= conn_timeout_ns(x)) {
+	if (c->failing && now - c->failing >= conn_timeout_ns(x)) {
+		conn_close(x, c, UINT64_MAX);
 		c->state = CONN_DEAD;
 		x->live--;
 		return;
 	}
-	c->retry_at = kind == FL_ERR_CONNECT ? now + FL_RECONNECT_NS : now;
-	if (c->retry_at < x->next_scan)
-		x->next_scan = c->retry_at;
+	if (!c->failing)
+		c->failing = now;
+	conn_close(x, c, kind == FL_ERR_CONNECT ? now + FL_RECONNECT_NS : now);
 }
 
 static void conn_connect_failed(struct fl_conn_ctx *x, struct fl_conn *c,
@@ -109,6 +117,26 @@ static void conn_connect_failed(struct fl_conn_ctx *x, struct fl_conn *c,
 
 	atomic_compare_exchange_strong(&x->sh->first_err, &none, err);
 	conn_fail(x, c, FL_ERR_CONNECT, now);
+}
+
+static int conn_flush(struct fl_conn_ctx *x, struct fl_conn *c);
+
+/* --resend: sends the requests kept from the closed connection again, in
+ * their order, ahead of any new one. Returns 0, or -1 when c failed. */
+static int conn_resend(struct fl_conn_ctx *x, struct fl_conn *c)
+{
+	const struct fl_work *work = x->sh->work;
+	unsigned cap = x->sh->cfg->pipeline;
+	const struct fl_item *it;
+
+	if (!c->inflight)
+		return 0;
+	for (unsigned i = 0; i < c->inflight; i++) {
+		it = &work->items[c->ring[(c->head + i) % cap].item];
+		fl_xfer_queue(&c->x, it->req, it->req_len);
+	}
+	x->st->resent += c->inflight;
+	return conn_flush(x, c);
 }
 
 static void conn_ready(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now)
@@ -121,6 +149,9 @@ static void conn_ready(struct fl_conn_ctx *x, struct fl_conn *c, uint64_t now)
 	}
 	c->state = CONN_READY;
 	c->ever_ready = 1;
+	c->replied = 0;
+	if (conn_resend(x, c))
+		return;
 	if (x->running)
 		fl_conn_fill(x, c, now);
 }
@@ -169,7 +200,9 @@ static void conn_on_connect(struct fl_conn_ctx *x, struct fl_conn *c)
 		conn_ready(x, c, now);
 }
 
-/* Writes what is queued. Returns 0, or -1 when c failed. */
+/* Writes what is queued. Returns 0, or -1 when c failed (or, with
+ * --resend, the server closed it: the read side then takes the replies it
+ * sent before it closed, and the close itself, see conn_hung_up()). */
 static int conn_flush(struct fl_conn_ctx *x, struct fl_conn *c)
 {
 	int err = fl_xfer_flush(&c->x, c->fd);
@@ -178,6 +211,9 @@ static int conn_flush(struct fl_conn_ctx *x, struct fl_conn *c)
 		err = conn_watch(x, c, err ? EPOLLIN | EPOLLOUT : EPOLLIN);
 	if (!err)
 		return 0;
+	if (x->sh->cfg->resend && (err == -EPIPE || err == -ECONNRESET) &&
+	    !conn_watch(x, c, EPOLLIN))
+		return -1;
 	conn_fail(x, c, FL_ERR_WRITE, fl_now());
 	return -1;
 }
@@ -204,6 +240,7 @@ static void conn_push(struct fl_conn_ctx *x, struct fl_conn *c,
 	s->sent = now;
 	s->item = fl_work_pick(work, conn_rand(c));
 	s->ticket = ticket;
+	s->resent = 0;
 	it = &work->items[s->item];
 	fl_xfer_queue(&c->x, it->req, it->req_len);
 	c->inflight++;
@@ -315,6 +352,7 @@ static int conn_reply(struct fl_conn_ctx *x, struct fl_conn *c,
 		c->head = 0;
 	c->inflight--;
 	c->last_reply = now;
+	c->replied = 1;
 	conn_settle(x, &s, now);
 	switch (fl_work_check(x->sh->work, s.item, line, len)) {
 	case FL_REPLY_OK:
@@ -352,6 +390,42 @@ static int conn_lines(struct fl_conn_ctx *x, struct fl_conn *c, char *buf,
 	return 0;
 }
 
+/* --resend: whether the server closed c cleanly (n: 0 for EOF, or the
+ * read's -errno), so that what it left unanswered may be sent again (see
+ * conn.h). */
+static int conn_clean_close(const struct fl_conn_ctx *x,
+			    const struct fl_conn *c, ssize_t n)
+{
+	unsigned cap = x->sh->cfg->pipeline;
+
+	if (!x->sh->cfg->resend || (n && n != -ECONNRESET) || c->x.carry_len)
+		return 0;
+	if (!c->inflight)
+		return c->replied;
+	for (unsigned i = 0; i < c->inflight; i++)
+		if (c->ring[(c->head + i) % cap].resent)
+			return 0;
+	return 1;
+}
+
+/* The read side ended (n: 0 for EOF, or the read's -errno). A read error,
+ * or with --resend a clean close: c reconnects at once and keeps its
+ * requests in flight, to send them again (conn_resend()). */
+static void conn_hung_up(struct fl_conn_ctx *x, struct fl_conn *c, ssize_t n)
+{
+	unsigned cap = x->sh->cfg->pipeline;
+	uint64_t now = fl_now();
+
+	if (!conn_clean_close(x, c, n)) {
+		conn_fail(x, c, FL_ERR_READ, now);
+		return;
+	}
+	for (unsigned i = 0; i < c->inflight; i++)
+		c->ring[(c->head + i) % cap].resent = 1;
+	fl_xfer_reset(&c->x);
+	conn_close(x, c, now);
+}
+
 /* Reads what has arrived (big chunks), checks it, sends what is next. */
 static void conn_read(struct fl_conn_ctx *x, struct fl_conn *c)
 {
@@ -364,7 +438,7 @@ static void conn_read(struct fl_conn_ctx *x, struct fl_conn *c)
 		if (n == -EAGAIN)
 			break;
 		if (n <= 0) { /* an error, or the server hung up */
-			conn_fail(x, c, FL_ERR_READ, fl_now());
+			conn_hung_up(x, c, n);
 			return;
 		}
 		now = fl_now();

@@ -18,6 +18,19 @@
  * connection goes on (the stream is still in step). A connection that keeps
  * failing for --timeout with no good reply in between is given up
  * (CONN_DEAD); once a worker has none left, it stops.
+ *
+ * --resend: a connection the server closed cleanly (EOF, or a reset, with
+ * no byte of a pending reply read) is no error. Its requests in flight are
+ * kept, marked resent, and sent again first thing on a new connection,
+ * once each: fib requests are idempotent, and a server that stops (fibd's
+ * --drain) answers what it has read, so what is unanswered was never read.
+ * A close while a resent request is in flight, or one that cuts a reply,
+ * is a read error as without --resend. A connection closed with nothing in
+ * flight reconnects without an error when it had been answered (an idle
+ * keep-alive connection closed); one closed before any reply is an error,
+ * so a server that closes every connection is never taken for a clean one.
+ * A resent request keeps its send times: its latency (and timeout) run
+ * from its first intended send.
  */
 #ifndef FIBLOAD_CONN_H
 #define FIBLOAD_CONN_H
@@ -51,6 +64,7 @@ struct fl_slot {
 	uint64_t sent;	   /* when it was queued for writing */
 	uint32_t item;	   /* which fl_work item: its expected reply */
 	uint32_t ticket;   /* 1 when it is one of the -r measured requests */
+	uint32_t resent;   /* --resend: it is being sent a second time */
 };
 
 enum fl_conn_state {
@@ -78,6 +92,7 @@ struct fl_conn {
 	uint64_t last_reply;   /* when its last reply line came (0: none) */
 	int exhausted;	       /* -r: no ticket left for this connection */
 	int ever_ready;	       /* it connected at least once */
+	int replied;	       /* a reply came on this socket */
 };
 
 /* Allocates c's buffers. Returns 0 or -ENOMEM; release in every case. */

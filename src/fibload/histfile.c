@@ -102,6 +102,8 @@ static void hf_put_run(FILE *f, const struct fl_config *cfg,
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		fprintf(f, " %s %" PRIu64, fl_err_name(k), res->errors[k]);
 	fprintf(f, "\nno_reply %u\n", res->no_reply);
+	if (res->resent)
+		fprintf(f, "resent %" PRIu64 "\n", res->resent);
 	hf_put_hist(f, "latency", res->lat);
 	if (res->raw)
 		hf_put_hist(f, "latency_uncorrected", res->raw);
@@ -154,6 +156,7 @@ enum hf_key {
 	HF_INTERRUPTED,
 	HF_ERRORS,
 	HF_NO_REPLY,
+	HF_RESENT,
 	HF_LAT,
 	HF_RAW,
 	HF_KEYS
@@ -182,17 +185,18 @@ static const char *const hf_names[HF_KEYS] = {
     [HF_INTERRUPTED] = "interrupted",
     [HF_ERRORS] = "errors",
     [HF_NO_REPLY] = "no_reply",
+    [HF_RESENT] = "resent",
     [HF_LAT] = "hist latency",
     [HF_RAW] = "hist latency_uncorrected",
 };
 
 /* Every field but the workload's (mix, or request and expect), the
- * uncorrected histogram (--rate only) and no_reply (0 when left out) must
- * be there. */
+ * uncorrected histogram (--rate only), no_reply and resent (0 when left
+ * out) must be there. */
 #define HF_REQUIRED                                                            \
 	(((1u << HF_KEYS) - 1) &                                               \
 	 ~((1u << HF_MIX) | (1u << HF_REQUEST) | (1u << HF_EXPECT) |           \
-	   (1u << HF_RAW) | (1u << HF_NO_REPLY)))
+	   (1u << HF_RAW) | (1u << HF_NO_REPLY) | (1u << HF_RESENT)))
 
 #define HF_MAX_TOKENS 16
 
@@ -351,6 +355,8 @@ static int hf_field(enum hf_key k, const char *v, struct fl_config *cfg,
 		return hf_secs(v, &res->wall_s);
 	case HF_NO_REPLY:
 		return hf_set_uint(v, 0, UINT32_MAX, &res->no_reply);
+	case HF_RESENT:
+		return hf_uint(v, UINT64_MAX, &res->resent);
 	case HF_CPU:
 		return hf_secs(v, &res->client_cpu_s);
 	case HF_INTERRUPTED:

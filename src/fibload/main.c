@@ -25,7 +25,8 @@ static void usage(FILE *out)
 	    "               [-P PIPELINE] [--n N | --mix N:W,N:W...]\n"
 	    "               [--rate RPS [--arrivals uniform|poisson]\n"
 	    "               [--seed S]] [--timeout MS] [--cpu LIST]\n"
-	    "               [--allow-no-reply] [--progress] [--json]\n"
+	    "               [--allow-no-reply] [--resend] [--progress]\n"
+	    "               [--json]\n"
 	    "               [--hist-out FILE] [--request STR --expect STR]\n"
 	    "       fibload merge [--json] FILE...\n"
 	    "\n"
@@ -58,6 +59,12 @@ static void usage(FILE *out)
 	    "                       connections that get no reply are\n"
 	    "                       expected (more clients than the server\n"
 	    "                       serves at once): report them, exit 0\n"
+	    "      --resend         when the server closes a connection\n"
+	    "                       cleanly with requests unanswered (no byte\n"
+	    "                       of their replies), send them again once\n"
+	    "                       on a new connection, as HTTP clients do\n"
+	    "                       (fib requests are idempotent): counted\n"
+	    "                       as resent, not as errors\n"
 	    "      --cpu LIST       run on these CPUs (e.g. 1, 0,1, 0-1)\n"
 	    "      --progress       a line per second on stderr\n"
 	    "      --json           the report as one JSON object on stdout\n"
@@ -99,6 +106,7 @@ enum {
 	OPT_SEED,
 	OPT_TIMEOUT,
 	OPT_ALLOW_NO_REPLY,
+	OPT_RESEND,
 	OPT_CPU,
 	OPT_PROGRESS,
 	OPT_JSON,
@@ -123,6 +131,7 @@ static const struct option long_opts[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"allow-no-reply", no_argument, NULL, OPT_ALLOW_NO_REPLY},
+    {"resend", no_argument, NULL, OPT_RESEND},
     {"cpu", required_argument, NULL, OPT_CPU},
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"json", no_argument, NULL, OPT_JSON},
@@ -220,6 +229,9 @@ static int parse_one(int c, struct fl_config *cfg, struct seen *seen)
 		return opt_uint("--seed", optarg, 0, UINT64_MAX, &cfg->seed);
 	case OPT_ALLOW_NO_REPLY:
 		cfg->allow_no_reply = 1;
+		return 0;
+	case OPT_RESEND:
+		cfg->resend = 1;
 		return 0;
 	case OPT_TIMEOUT:
 		return parse_uint("--timeout", 1, 3600000, &cfg->timeout_ms);

@@ -70,6 +70,7 @@ static void merge_add(struct fl_config *a, struct fl_result *ra,
 	ra->threads += rb->threads;
 	ra->connected += rb->connected;
 	ra->no_reply += rb->no_reply;
+	ra->resent += rb->resent;
 	ra->requests += rb->requests;
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		ra->errors[k] += rb->errors[k];

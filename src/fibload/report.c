@@ -164,6 +164,8 @@ void fl_report_text(FILE *out, const struct fl_config *cfg,
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		fprintf(out, "  %s %" PRIu64, fl_err_name(k), res->errors[k]);
 	fputc('\n', out);
+	if (cfg->resend || res->resent)
+		fprintf(out, "resent: %" PRIu64 "\n", res->resent);
 	text_errtexts(out, &res->errtexts);
 	text_conns(out, cfg, res);
 	fprintf(out, "client cpu: %.2f s in %.2f s wall (%.0f%% of one core)\n",
@@ -251,12 +253,13 @@ static void json_config(FILE *out, const struct fl_config *cfg,
 		"\"requests\":%" PRIu64 ",\"warmup_s\":%g,\"pipeline\":%u,"
 		"\"mode\":\"%s\",\"rate\":%g,\"arrivals\":\"%s\","
 		"\"seed\":%" PRIu64 ",\"timeout_ms\":%u,"
-		"\"allow_no_reply\":%s,\"cpus\":",
+		"\"allow_no_reply\":%s,\"resend\":%s,\"cpus\":",
 		(unsigned)cfg->ports[0], cfg->conns, res->threads,
 		cfg->requests ? 0 : cfg->duration_s, cfg->requests,
 		cfg->warmup_s, cfg->pipeline, cfg->rate > 0 ? "open" : "closed",
 		cfg->rate, fl_arrivals_name(cfg->arrivals), cfg->seed,
-		cfg->timeout_ms, cfg->allow_no_reply ? "true" : "false");
+		cfg->timeout_ms, cfg->allow_no_reply ? "true" : "false",
+		cfg->resend ? "true" : "false");
 	json_string(out, res->cpus, strlen(res->cpus));
 	fputs(",\"port_list\":[", out);
 	for (unsigned p = 0; p < cfg->nports; p++)
@@ -294,7 +297,8 @@ void fl_report_json(FILE *out, const struct fl_config *cfg,
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		fprintf(out, "\"%s\":%" PRIu64 ",", fl_err_name(k),
 			res->errors[k]);
-	fprintf(out, "\"total\":%" PRIu64 "},", res->error_total);
+	fprintf(out, "\"total\":%" PRIu64 "},\"resent\":%" PRIu64 ",",
+		res->error_total, res->resent);
 	json_errtexts(out, &res->errtexts);
 	json_conns(out, cfg, res);
 	fprintf(out, "\"client_cpu_s\":%.3f,", res->client_cpu_s);

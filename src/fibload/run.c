@@ -200,6 +200,7 @@ static void run_add(struct fl_result *res, const struct fl_stats *st)
 	res->requests += st->requests;
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		res->errors[k] += st->errors[k];
+	res->resent += st->resent;
 	fl_errtexts_merge(&res->errtexts, &st->errtexts);
 	hist_merge(res->lat, st->lat);
 	if (res->raw)

@@ -22,6 +22,7 @@ struct fl_result {
 	uint64_t requests;	       /* measured requests with a good reply */
 	uint64_t errors[FL_ERR_KINDS]; /* by kind, warm-up included */
 	uint64_t error_total;
+	uint64_t resent; /* --resend: requests sent again, warm-up included */
 	struct fl_errtexts errtexts; /* the server's "ERR ..." replies */
 	struct fl_portcount ports;   /* connections per port, unanswered */
 	unsigned no_reply;	     /* connections that got no reply */

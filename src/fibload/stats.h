@@ -56,6 +56,7 @@ struct fl_stats {
 	uint64_t requests;	       /* measured correct replies */
 	uint64_t errors[FL_ERR_KINDS]; /* every error, warm-up included */
 	struct fl_errtexts errtexts;   /* "ERR ..." replies, warm-up included */
+	uint64_t resent;	       /* --resend: requests sent again */
 	struct hist *lat;	       /* latency (from intended send) */
 	struct hist *raw;	       /* --rate: latency from actual send */
 	uint64_t ticketed;	       /* -n: measured requests in flight */

@@ -168,6 +168,9 @@ enum fake_mode {
 	FAKE_SILENT,  /* reads and never answers */
 	FAKE_PONG,    /* answers "+PONG\r\n", as Redis does to PING */
 	FAKE_CLOSE,   /* answers one line, then hangs up */
+	FAKE_DRAIN,   /* answers fib(N) to each line "N"; but on its first
+		       * connection only the first line, then it hangs up */
+	FAKE_DROP,    /* reads, and hangs up without answering */
 };
 
 #define FAKE_MAX_FDS 64
@@ -178,6 +181,8 @@ struct fake {
 	uint16_t port;
 	char port_str[8];
 	atomic_ulong lines; /* request lines received */
+	atomic_ulong conns; /* connections accepted */
+	int drained;	    /* FAKE_DRAIN: its first connection is closed */
 	pthread_t tid;
 };
 
@@ -187,24 +192,61 @@ static const char *fake_reply(enum fake_mode mode)
 	    [FAKE_ONE] = "1\n",		[FAKE_WRONG] = "2\n",
 	    [FAKE_GARBAGE] = "hello\n", [FAKE_SILENT] = "",
 	    [FAKE_PONG] = "+PONG\r\n",	[FAKE_CLOSE] = "1\n",
+	    [FAKE_DRAIN] = "",		[FAKE_DROP] = "",
 	};
 	return replies[mode];
+}
+
+/* FAKE_DRAIN: the true fib(N) for each whole line "N" in in[0..n), but
+ * on the first connection only for the first line, after which the
+ * connection is closed (as a server that stops does, its last requests
+ * read or not). Returns the bytes of reply; *hangup is set to close. */
+static size_t fake_drain(struct fake *f, const char *in, ssize_t n, char *reply,
+			 int *hangup)
+{
+	const char *p = in, *nl;
+	size_t len = 0;
+
+	while ((nl = memchr(p, '\n', (size_t)(in + n - p)))) {
+		uint64_t a = 0, b = 1, t;
+
+		for (unsigned long k = strtoul(p, NULL, 10); k; k--) {
+			t = a + b;
+			a = b;
+			b = t;
+		}
+		len += (size_t)sprintf(reply + len, "%llu\n",
+				       (unsigned long long)a);
+		p = nl + 1;
+		if (!f->drained) {
+			f->drained = *hangup = 1;
+			break;
+		}
+	}
+	return len;
 }
 
 /* Reads what fd sent, counts the lines, answers each. 0 once it closed. */
 static int fake_serve(struct fake *f, int fd)
 {
-	static char in[65536], reply[65536 * 8];
+	static char in[65536], reply[65536 * 24];
 	const char *r = fake_reply(f->mode);
 	size_t rl = strlen(r), len = 0;
 	ssize_t n = read(fd, in, sizeof(in));
 	unsigned long lines = 0;
+	int hangup = f->mode == FAKE_DROP;
 
 	if (n <= 0)
 		return 0;
 	for (ssize_t i = 0; i < n; i++)
 		lines += in[i] == '\n';
 	atomic_fetch_add(&f->lines, lines);
+	if (f->mode == FAKE_DRAIN) {
+		len = fake_drain(f, in, n, reply, &hangup);
+		return !(net_write_all(fd, reply, len) || hangup);
+	}
+	if (hangup)
+		return 0;
 	for (unsigned long i = 0; i < lines; i++, len += rl)
 		memcpy(reply + len, r, rl);
 	if (len && net_write_all(fd, reply, len))
@@ -222,6 +264,7 @@ static void *fake_main(void *arg)
 		if (poll(p, (nfds_t)n, -1) < 0)
 			continue;
 		if (p[0].revents && (fd = accept(f->lfd, NULL, NULL)) >= 0) {
+			atomic_fetch_add(&f->conns, 1);
 			if (n < FAKE_MAX_FDS)
 				p[n++] = (struct pollfd){fd, POLLIN, 0};
 			else
@@ -260,8 +303,8 @@ static struct fake *fake_start(enum fake_mode mode)
 static void check_json_keys(const char *json)
 {
 	static const char *const top[] = {
-	    "rps",    "requests",     "elapsed_s", "latency_us",
-	    "errors", "client_cpu_s", "config"};
+	    "rps",    "requests", "elapsed_s",	  "latency_us",
+	    "errors", "resent",	  "client_cpu_s", "config"};
 	static const char *const lat[] = {"mean", "p50",  "p90",
 					  "p99",  "p999", "max"};
 	static const char *const errs[] = {"connect", "read",	  "write",
@@ -395,6 +438,75 @@ static void test_hangup(void)
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "read") >= 1, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") >= 1, "%s", out);
+}
+
+static void write_temp(char *path, const char *text);
+
+/* A server that stops: it answers the first of two pipelined requests and
+ * closes the connection, the second never read. */
+static void test_resend(void)
+{
+	struct fake *f = fake_start(FAKE_DRAIN), *g = fake_start(FAKE_DRAIN);
+	struct fake *h = fake_start(FAKE_DROP), *c = fake_start(FAKE_CLOSE);
+	char hist[64];
+
+	/* without --resend: the unanswered request is a read error */
+	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-P", "2",
+					      "-r", "4", "--n", "30", "--json",
+					      NULL}) == 1,
+		"%s%s", out, err);
+	T_CHECK(json_num(out, "errors", "read") == 1, "%s", out);
+	T_CHECK(json_num(out, NULL, "resent") == 0, "%s", out);
+	T_CHECK(json_num(out, NULL, "requests") == 3, "%s", out);
+
+	/* with it: sent again on a new connection and answered (832040,
+	 * checked by fibload as every reply is) */
+	write_temp(hist, "");
+	T_CHECK(fibload((const char *const[]){
+		    "-p", g->port_str, "-P", "2", "-r", "4", "--n", "30",
+		    "--json", "--resend", "--hist-out", hist, NULL}) == 0,
+		"%s%s", out, err);
+	T_CHECK(json_num(out, NULL, "resent") == 1, "%s", out);
+	T_CHECK(json_num(out, "errors", "total") == 0, "%s", out);
+	T_CHECK(json_num(out, NULL, "requests") == 4, "%s", out);
+	T_CHECK(strstr(out, "\"resend\":true"), "%s", out);
+	T_CHECK(atomic_load(&g->lines) == 5, "server saw %lu",
+		atomic_load(&g->lines));
+	T_CHECK(atomic_load(&g->conns) == 2, "%lu connections",
+		atomic_load(&g->conns));
+	T_CHECK(fibload((const char *const[]){"merge", "--json", hist, hist,
+					      NULL}) == 0,
+		"%s%s", out, err);
+	T_CHECK(json_num(out, NULL, "resent") == 2, "%s", out);
+	unlink(hist);
+	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-r", "2",
+					      "--n", "30", "--resend", NULL}) ==
+		    0,
+		"%s%s", out, err);
+	T_CHECK(strstr(out, "\nresent: 0\n") && strstr(out, "errors: 0"), "%s",
+		out);
+
+	/* a server that closes each connection after one reply: fibload
+	 * may send the next request before it sees the close (the server
+	 * never reads it) and sends it again: no error, and the server read
+	 * each request once */
+	T_CHECK(fibload((const char *const[]){"-p", c->port_str, "-r", "20",
+					      "--resend", "--json", NULL}) == 0,
+		"%s%s", out, err);
+	T_CHECK(json_num(out, "errors", "total") == 0, "%s", out);
+	T_CHECK(json_num(out, NULL, "requests") == 20, "%s", out);
+	T_CHECK(atomic_load(&c->lines) == 20, "server saw %lu: %s",
+		atomic_load(&c->lines), out);
+
+	/* a resent request that is not answered either is an error */
+	T_CHECK(fibload((const char *const[]){"-p", h->port_str, "-r", "1",
+					      "--resend", "--json", NULL}) == 1,
+		"%s%s", out, err);
+	T_CHECK(json_num(out, NULL, "resent") == 1, "%s", out);
+	T_CHECK(json_num(out, "errors", "read") == 1, "%s", out);
+	T_CHECK(json_num(out, "errors", "total") == 1, "%s", out);
+	T_CHECK(atomic_load(&h->lines) == 2, "server saw %lu",
+		atomic_load(&h->lines));
 }
 
 static void test_no_server(void)
@@ -754,6 +866,7 @@ int main(void)
 	T_RUN(test_wrong_answer, 60);
 	T_RUN(test_timeout, 60);
 	T_RUN(test_hangup, 60);
+	T_RUN(test_resend, 60);
 	T_RUN(test_no_server, 60);
 	T_RUN(test_request_mode, 60);
 	T_RUN(test_hist_merge, 60);
