@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +15,8 @@
 
 /* Bases server_pick_ports() tries before it gives up. */
 #define SERVER_PICK_TRIES 64
+/* The lowest base it tries below the ephemeral range (unprivileged). */
+#define SERVER_PICK_LOW 10000
 
 void server_cfg_default(struct server_cfg *cfg)
 {
@@ -71,6 +74,30 @@ static int server_listen_run(const struct server_cfg *cfg, int *fds, unsigned n)
 	return 0;
 }
 
+/*
+ * A base port below the kernel's ephemeral range (ip_local_port_range), or
+ * 0 when that range leaves no room below it. The kernel hands ports from
+ * that range to every connect() and every listen on port 0, so a base
+ * picked there has a neighbour some client may take between our probe
+ * and the model's own bind; below it, only an explicit bind can.
+ */
+static int server_pick_base(unsigned n, unsigned try)
+{
+	unsigned lo = 0, hi = 0, room;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2)
+			lo = 0;
+		fclose(f);
+	}
+	if (lo < SERVER_PICK_LOW + n + 1)
+		return 0;
+	room = lo - SERVER_PICK_LOW - n;
+	return (int)(SERVER_PICK_LOW +
+		     ((unsigned)getpid() * 2654435761u + try * 40503u) % room);
+}
+
 int server_pick_ports(const struct server_cfg *cfg, unsigned n)
 {
 	int *fds = calloc(n, sizeof(*fds)), err = -EADDRINUSE, port = 0;
@@ -81,7 +108,8 @@ int server_pick_ports(const struct server_cfg *cfg, unsigned n)
 	     try++) {
 		for (unsigned i = 0; i < n; i++)
 			fds[i] = -1;
-		fds[0] = net_listen(cfg->host, 0, 0, 1);
+		fds[0] = net_listen(cfg->host,
+				    (uint16_t)server_pick_base(n, try), 0, 1);
 		err = fds[0] < 0 ? fds[0] : server_listen_run(cfg, fds, n);
 		if (!err)
 			port = net_local_port(fds[0]);

@@ -70,10 +70,11 @@ int server_listen_shard(const struct server_cfg *cfg, unsigned i,
 
 /*
  * For --ports with port 0: finds n consecutive ports P..P+n-1 free on
- * cfg->host by listening on them all (a kernel-picked P, then the rest;
- * another P when one is taken), and lets them go. Returns P, or -errno (after
- * logging why). Between this and the model's own binds another process could
- * take one; the model then fails to listen and says so.
+ * cfg->host by listening on them all (P below the kernel's ephemeral port
+ * range, where no connect() takes a port, or kernel-picked when that range
+ * leaves no room; another P when one is taken), and lets them go. Returns P, or
+ * -errno (after logging why). Between this and the model's own binds another
+ * process could take one; the model then fails to listen and says so.
  */
 int server_pick_ports(const struct server_cfg *cfg, unsigned n);
 
