@@ -59,7 +59,7 @@
 #include "../core/opt.h"
 #include "../core/pyengine.h"
 #include "../core/serve.h"
-#include "../core/threadsrv.h"
+#include "thread.h"
 #include "model.h"
 
 #define PROCPOOL_FD		  3   /* the worker's end of its socketpair */
@@ -541,7 +541,7 @@ static void procpool_serve(int fd, const struct server_cfg *cfg, void *ctx)
 static int procpool_run(const struct server_cfg *cfg)
 {
 	struct pool pool;
-	struct threadsrv_ops ops = {.serve = procpool_serve, .ctx = &pool};
+	struct thread_ops ops = {.serve = procpool_serve, .ctx = &pool};
 	int err;
 
 	err = pool_start(&pool, cfg);
@@ -549,7 +549,7 @@ static int procpool_run(const struct server_cfg *cfg)
 		log_err(err, "procpool: cannot start the workers");
 		return err;
 	}
-	err = threadsrv_run(cfg, &ops);
+	err = thread_serve(cfg, &ops);
 	pool_stop(&pool);
 	return err;
 }
