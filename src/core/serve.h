@@ -1,7 +1,9 @@
 /*
- * serve - the blocking connection loop shared by the blocking models
- * (single, thread, procpool, isolate, many), and the registry of live
- * connections that lets a stop wake them.
+ * serve - the request pipeline of the blocking models (single, thread,
+ * procpool, isolate, many) and of coro, which runs it over coroutine I/O;
+ * their accept loop's accept (serve_accept()); and the registry of live
+ * connections that lets a stop wake them. The models' control flow is
+ * their own: src/models/single.c, thread.c.
  *
  * The loop reads, frames every complete line, asks the model's compute hook
  * for each n (or computes inline), and writes the replies in request order,
@@ -12,7 +14,8 @@
  * one request instead of a line. A connection whose first bytes open an
  * HTTP request is served as HTTP/1.1 by the same loop (src/core/http.h),
  * whatever the framing: each request is decided there, computed through
- * the same hook, and its response written in order.
+ * the same hook, and its response written in order. A request must arrive
+ * whole within --header-timeout of its first byte (SERVE_TIMEOUT_LINE).
  */
 #ifndef FIBD_CORE_SERVE_H
 #define FIBD_CORE_SERVE_H
