@@ -59,7 +59,8 @@ static void stop_on_signal(int sig)
 	int saved = errno;
 
 	if (stop_drain_begins(sig)) {
-		setitimer(ITIMER_REAL, &drain, NULL); /* SIGALRM ends it */
+		/* A bare system call on Linux; SIGALRM ends the drain. */
+		setitimer(ITIMER_REAL, &drain, NULL);
 	} else {
 		atomic_store(&drain_flag, false);
 		stop_wake_all();
