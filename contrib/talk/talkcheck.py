@@ -1,10 +1,12 @@
 """What perf1.py and perf2.py add to the talk's clients so that a test can
-run them: options, a bound, and a check of every reply against fib(n).
+run them: options, a bound, a clean stop on Ctrl-C, and a check of every
+reply against fib(n).
 
 The talk's clients never look at a reply. These do, and exit 1 on the
 first wrong or missing one, saying why on stderr.
 """
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -43,8 +45,9 @@ def options(doc, n):
     ap.add_argument('--n', type=int, default=n, help='the n to ask for')
     ap.add_argument('--count', type=int, default=0,
                     help='stop after this many requests (0: never)')
-    ap.add_argument('--seconds', type=float, default=0,
-                    help='stop after this many seconds (0: never)')
+    ap.add_argument('--seconds', '--duration', type=float, default=0,
+                    help='stop after this many seconds (0: never; '
+                         'Ctrl-C stops it too)')
     ap.add_argument('--timeout', type=float, default=10,
                     help='seconds a reply may take before it counts as '
                          'missing (default 10)')
@@ -54,6 +57,15 @@ def options(doc, n):
     socket.setdefaulttimeout(args.timeout)
     sys.excepthook = no_reply  # exit status 1, one line instead of a trace
     return args
+
+
+@contextlib.contextmanager
+def stopped():
+    """Ctrl-C ends the loop inside, as a bound would: no traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # past the ^C the terminal echoed
 
 
 def more(args, done, start):
