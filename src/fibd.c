@@ -471,7 +471,7 @@ int main(int argc, char **argv)
 	net_ignore_sigpipe();
 	raise_fd_limit();
 	if (stop_install(model->forks ? STOP_BY_HANDLER : STOP_BY_THREAD,
-			 cfg.drain_ms) < 0) {
+			 a.cfg.drain_ms) < 0) {
 		log_msg("cannot set up the stop on SIGTERM and SIGINT");
 		return 1;
 	}

@@ -67,8 +67,8 @@ struct serve_io {
 			unsigned timeout_ms);
 	int (*write)(void *ctx, int fd, const void *buf, size_t len);
 	int (*wait)(void *ctx, int fd, unsigned timeout_ms);
-	void (*unfinished)(void *ctx, uint64_t since_ms);
 	void *ctx;
+	void (*unfinished)(void *ctx, uint64_t since_ms);
 };
 
 /*
