@@ -36,45 +36,6 @@ static int is_parallel(void)
 	return strcmp(cur->concurrency, "parallel") == 0;
 }
 
-/*
- * The properties of cur that the cases ask, from fibd --list-models --json
- * (src/models/model.h). Read here until tests/lib/tsrv hands them out.
- * Without the JSON, serial_shards is guessed safe: every model that is not
- * parallel gets the few clients a serial one can take, and what only a
- * known property decides is skipped (known 0).
- */
-struct props {
-	int known;
-	int serial_shards; /* each shard serves one client at a time */
-};
-
-static struct props props_of(const char *model)
-{
-	struct props p = {.serial_shards = !is_parallel()};
-	static char json[16384];
-	char cmd[300], key[64], *obj, *end;
-	size_t len;
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models --json 2>/dev/null",
-		 tsrv_build_dir());
-	f = popen(cmd, "r");
-	if (!f)
-		return p;
-	len = fread(json, 1, sizeof(json) - 1, f);
-	json[len] = '\0';
-	pclose(f);
-	snprintf(key, sizeof(key), "\"name\":\"%s\"", model);
-	obj = json[0] == '[' ? strstr(json, key) : NULL;
-	end = obj ? strchr(obj, '}') : NULL;
-	if (!end)
-		return p;
-	*end = '\0';
-	p.known = 1;
-	p.serial_shards = strstr(obj, "\"serial_shards\":true") != NULL;
-	return p;
-}
-
 /* A fresh client gets right answers, then the server stops cleanly. */
 static void still_serves_then_stops(struct tsrv *s)
 {
@@ -126,7 +87,7 @@ static void case_thousand_clients(void)
 /* Whether a model answers every client while all the others stay open. */
 static int serves_all_at_once(void)
 {
-	return !props_of(cur->name).serial_shards;
+	return !cur->serial_shards;
 }
 
 /*
@@ -527,13 +488,11 @@ static void case_gauntlet(void)
 static void case_serial_idle_client(void)
 {
 	static const char *const args[] = {"--workers", "1", NULL};
-	struct props p = props_of(cur->name);
-	int serial = strcmp(cur->concurrency, "serial") == 0, a, b;
 	/* Serial shards of a sharded model: many's children. */
-	int is_many = p.known && p.serial_shards && !serial;
+	int is_many = strcmp(cur->concurrency, "serial") != 0, a, b;
 	struct tsrv s;
 
-	if (!p.serial_shards || (!serial && !is_many))
+	if (!cur->serial_shards)
 		return;
 	if (tsrv_start(&s, cur->name, args, 1))
 		return;
@@ -761,7 +720,7 @@ static void case_http_slowloris(void)
 	static const char *const args[] = {"--header-timeout", "2", "--workers",
 					   "1", NULL};
 	static int fds[N];
-	int n = props_of(cur->name).serial_shards ? SERIAL_N : N;
+	int n = cur->serial_shards ? SERIAL_N : N;
 	int fd, timed_out = 0, status;
 	struct tsrv s;
 	pid_t pid;
