@@ -470,7 +470,8 @@ int main(int argc, char **argv)
 		return 1;
 	net_ignore_sigpipe();
 	raise_fd_limit();
-	if (stop_install(model->forks ? STOP_BY_HANDLER : STOP_BY_THREAD) < 0) {
+	if (stop_install(model->forks ? STOP_BY_HANDLER : STOP_BY_THREAD,
+			 a.cfg.drain_ms) < 0) {
 		log_msg("cannot set up the stop on SIGTERM and SIGINT");
 		return 1;
 	}

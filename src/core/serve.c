@@ -34,6 +34,8 @@ struct serve_conn {
 	struct buf in;		 /* bytes read, not yet framed */
 	struct buf out;		 /* replies not yet written */
 	struct metrics_batch mb; /* requests answered, counted at each write */
+	unsigned long answered;	 /* requests framed so far */
+	uint64_t since; /* serve_now_ms() at the unfinished request's start */
 };
 
 /* fib(n) into r: inline, or where the hook says. */
@@ -53,6 +55,27 @@ static inline void serve_compute(struct serve_conn *c, uint64_t n,
 		metrics_compute_end();
 }
 
+/* The batch's clock, read before its first request is computed, else 0. */
+static uint64_t serve_clock(const struct serve_conn *c)
+{
+	return c->mb.n ? 0 : metrics_now_ns();
+}
+
+/*
+ * Counts an answered fib request. The batch's latency runs from t0, read
+ * before its first request was computed (serve_clock()): counted from
+ * here, as metrics_batch_request() alone would, it left the compute out.
+ */
+static void serve_count(struct serve_conn *c, enum metrics_proto p,
+			enum proto_status result, uint64_t t0)
+{
+	bool first = !c->mb.n;
+
+	metrics_batch_request(&c->mb, p, result);
+	if (first && t0)
+		c->mb.t0 = t0;
+}
+
 /*
  * Answers one request into r: parse here (a framed line, or in read framing
  * a whole read), compute where the hook says.
@@ -61,9 +84,10 @@ static void serve_one(struct serve_conn *c, const char *req, size_t len,
 		      struct reply *r)
 {
 	const struct proto_limits *lim = &c->cfg->limits;
+	uint64_t n, t0 = serve_clock(c);
 	enum proto_status st;
-	uint64_t n;
 
+	c->answered++;
 	if (lim->framing == PROTO_FRAMING_READ)
 		st = proto_parse_read(lim, req, len, &n);
 	else
@@ -72,7 +96,7 @@ static void serve_one(struct serve_conn *c, const char *req, size_t len,
 		proto_error_reply(lim, st, r);
 	else
 		serve_compute(c, n, r);
-	metrics_batch_request(&c->mb, METRICS_LINE, metrics_result(st, r));
+	serve_count(c, METRICS_LINE, metrics_result(st, r), t0);
 }
 
 static int serve_flush(struct serve_conn *c)
@@ -172,6 +196,7 @@ static int serve_http(struct serve_conn *c)
 	struct http_exchange x;
 	struct reply r;
 	size_t used;
+	uint64_t t0;
 	int err;
 
 	for (;;) {
@@ -180,13 +205,15 @@ static int serve_http(struct serve_conn *c)
 		if (!used)
 			return 0;
 		buf_consume(&c->in, used);
+		c->answered++;
+		t0 = serve_clock(c);
 		if (http_wants_compute(&x))
 			serve_compute(c, x.n, &r);
 		else
 			http_body(lim, &x, &r);
 		if (x.route == HTTP_ROUTE_FIB)
-			metrics_batch_request(&c->mb, METRICS_HTTP,
-					      metrics_result(x.st, &r));
+			serve_count(c, METRICS_HTTP, metrics_result(x.st, &r),
+				    t0);
 		err = serve_queue_http(c, &x.resp, &r);
 		if (err)
 			return err;
@@ -254,29 +281,7 @@ static ssize_t serve_read(struct serve_conn *c, unsigned timeout_ms)
 	return n;
 }
 
-/*
- * Closing a socket with unread input makes the kernel send RST, which can
- * destroy the error reply before the client reads it. So after a line too
- * long we send FIN and read (and drop) what the client still sends, for a
- * bounded time and amount, before the caller closes.
- */
-static void serve_linger(struct serve_conn *c)
-{
-	char sink[4096];
-	size_t total = 0;
-	ssize_t n;
-
-	shutdown(c->fd, SHUT_WR);
-	while (total < SERVE_LINGER_MAX) {
-		n = c->io->read(c->io->ctx, c->fd, sink, sizeof(sink),
-				SERVE_LINGER_MS);
-		if (n <= 0)
-			break;
-		total += (size_t)n;
-	}
-}
-
-static uint64_t now_ms(void)
+uint64_t serve_now_ms(void)
 {
 	struct timespec ts;
 
@@ -285,46 +290,142 @@ static uint64_t now_ms(void)
 }
 
 /*
- * A slowloris client sends a byte now and then and never ends its line, so
- * each read succeeds. Returns -ETIMEDOUT once an unfinished line has been
- * pending for longer than the idle timeout; *since tracks when it began.
+ * Closing a socket with unread input makes the kernel send RST, which can
+ * destroy the error reply before the client reads it. So after a line too
+ * long we send FIN and read (and drop) what the client still sends, for a
+ * bounded time and amount, before the caller closes.
  */
-static int serve_check_partial(const struct buf *in, unsigned idle_ms,
-			       uint64_t *since)
+static void serve_linger(struct serve_conn *c)
 {
-	if (!idle_ms || !buf_used(in)) {
-		*since = 0;
-		return 0;
+	uint64_t start = serve_now_ms(), waited = 0;
+	char sink[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	shutdown(c->fd, SHUT_WR);
+	while (total < SERVE_LINGER_MAX && waited < SERVE_LINGER_MS) {
+		n = c->io->read(c->io->ctx, c->fd, sink, sizeof(sink),
+				SERVE_LINGER_MS - (unsigned)waited);
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+		waited = serve_now_ms() - start;
 	}
-	if (!*since)
-		*since = now_ms();
-	else if (now_ms() - *since > idle_ms)
+}
+
+/* How long a request may take to arrive: --header-timeout, or the idle's. */
+static unsigned serve_request_ms(const struct server_cfg *cfg)
+{
+	return cfg->header_timeout_ms ? cfg->header_timeout_ms
+				      : cfg->idle_timeout_ms;
+}
+
+/*
+ * After the input was answered: does it hold the front of a request, and
+ * since when? A request that was answered meanwhile (answered moved on
+ * from before) means the front left over arrived with the last read.
+ */
+static void serve_note_unfinished(struct serve_conn *c, unsigned long before)
+{
+	uint64_t since = c->since;
+
+	if (!buf_used(&c->in))
+		since = 0;
+	else if (!since || c->answered != before)
+		since = serve_now_ms();
+	if (since == c->since)
+		return;
+	c->since = since;
+	if (c->io->unfinished)
+		c->io->unfinished(c->io->ctx, since);
+}
+
+/*
+ * The next read's timeout: the idle timeout, or less when a request is
+ * unfinished and its time runs out sooner. Returns -ETIMEDOUT when it
+ * already has.
+ */
+static int serve_read_timeout(const struct serve_conn *c, unsigned *ms)
+{
+	unsigned idle_ms = c->cfg->idle_timeout_ms;
+	unsigned limit = serve_request_ms(c->cfg);
+	uint64_t spent;
+
+	*ms = idle_ms;
+	if (!c->since || !limit)
+		return 0;
+	spent = serve_now_ms() - c->since;
+	if (spent >= limit)
 		return -ETIMEDOUT;
+	if (!*ms || limit - spent < *ms)
+		*ms = limit - (unsigned)spent;
 	return 0;
 }
 
-/* Reads, answers, writes, until EOF, an error, or a line too long. */
+/*
+ * A client with an unfinished request is told why it is closed: its request
+ * timed out (err -ETIMEDOUT), or a serial server shed it (-EBUSY). The
+ * reply goes out without waiting (nothing else is queued: the output is
+ * written after every read), and what the client sent is dropped, so that
+ * the close sends FIN rather than RST.
+ */
+static void serve_refuse(struct serve_conn *c, int err)
+{
+	struct reply r = {0};
+	char sink[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	if (c->mode == SERVE_HTTP)
+		reply_set(&r, SERVE_TIMEOUT_HTTP, strlen(SERVE_TIMEOUT_HTTP));
+	else if (err == -EBUSY)
+		proto_error_reply(&c->cfg->limits, PROTO_BUSY, &r);
+	else
+		reply_set(&r, SERVE_TIMEOUT_LINE, strlen(SERVE_TIMEOUT_LINE));
+	if (err == -EBUSY)
+		metrics_conn_rejected();
+	if (r.len &&
+	    send(c->fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* Gone, or not reading: it is closed either way. */
+	}
+	reply_release(&r);
+	shutdown(c->fd, SHUT_WR);
+	do
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+	while (n > 0 && (total += (size_t)n) < SERVE_LINGER_MAX);
+}
+
+/*
+ * Reads, answers, writes, until EOF, an error, a line too long, or a
+ * request that takes too long to arrive (then says so).
+ */
 static int serve_loop(struct serve_conn *c)
 {
-	unsigned idle_ms = c->cfg->idle_timeout_ms;
-	uint64_t partial_since = 0;
+	unsigned long before;
+	unsigned timeout;
 	ssize_t n;
 	int err, werr;
 
 	for (;;) {
-		n = serve_read(c, idle_ms);
+		n = serve_read_timeout(c, &timeout);
+		if (!n)
+			n = serve_read(c, timeout);
+		if (n == -EAGAIN && c->since &&
+		    serve_read_timeout(c, &timeout) < 0)
+			n = -ETIMEDOUT;
+		if (n < 0 && c->since && (n == -ETIMEDOUT || n == -EBUSY))
+			serve_refuse(c, (int)n);
 		if (n < 0)
 			return (int)n;
+		before = c->answered;
 		err = n == 0 ? serve_eof(c) : serve_input(c);
 		if (err >= 0 && buf_used(&c->out)) {
 			werr = serve_flush(c);
 			err = werr ? werr : err;
 		}
-		if (!err && n > 0)
-			err = serve_check_partial(&c->in, idle_ms,
-						  &partial_since);
 		if (err || n == 0)
 			return err;
+		serve_note_unfinished(c, before);
 		/* Idle between requests, hold no buffers (coro has 10 000). */
 		if (!buf_used(&c->in))
 			buf_free(&c->in);
@@ -361,7 +462,7 @@ int serve_conn(int fd, const struct server_cfg *cfg,
  * Blocking sockets: a read or write that waits longer than the timeout
  * fails with EAGAIN (SO_RCVTIMEO, SO_SNDTIMEO), which ends the connection.
  */
-static void serve_set_timeouts(int fd, unsigned ms)
+void serve_set_timeouts(int fd, unsigned ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
 
@@ -369,19 +470,52 @@ static void serve_set_timeouts(int fd, unsigned ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/* A blocking connection's SO_RCVTIMEO, as last set. */
+struct serve_blocking_io {
+	unsigned rcv_ms;
+};
+
+static void serve_set_rcvtimeo(struct serve_blocking_io *b, int fd, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	b->rcv_ms = ms;
+}
+
+/*
+ * A read that fails with -EAGAIN once timeout_ms passed. When a read asks
+ * for less than SO_RCVTIMEO says, it is lowered to half of that: as an
+ * unfinished request's time runs out, each read asks a little less, and a
+ * system call per read to say so would cost a pipelining client. A timeout
+ * shorter than asked just wakes the read early, to wait for the rest.
+ */
 static ssize_t serve_blocking_read(void *ctx, int fd, void *buf, size_t len,
 				   unsigned timeout_ms)
 {
+	struct serve_blocking_io *b = ctx;
+	unsigned waited = 0, want;
 	ssize_t n;
 
-	(void)ctx;
-	/* The idle timeout is set once (serve_blocking); the linger's here. */
-	if (timeout_ms == SERVE_LINGER_MS)
-		serve_set_timeouts(fd, timeout_ms);
-	do
+	for (;;) {
+		want = timeout_ms ? timeout_ms - waited : 0;
+		if (want && (!b->rcv_ms || want < b->rcv_ms))
+			serve_set_rcvtimeo(b, fd, want > 1 ? want / 2 : 1);
+		else if (!want && b->rcv_ms)
+			serve_set_rcvtimeo(b, fd, 0);
 		n = read(fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN || !b->rcv_ms)
+			return -errno;
+		waited += b->rcv_ms;
+		if (timeout_ms && waited >= timeout_ms)
+			return -EAGAIN;
+		/* Woken early: wait for the rest in one go. */
+		serve_set_rcvtimeo(b, fd, timeout_ms ? timeout_ms - waited : 0);
+	}
 }
 
 static int serve_blocking_write(void *ctx, int fd, const void *buf, size_t len)
@@ -390,154 +524,43 @@ static int serve_blocking_write(void *ctx, int fd, const void *buf, size_t len)
 	return net_write_all(fd, buf, len);
 }
 
-static const struct serve_io serve_io_blocking = {
-    .read = serve_blocking_read,
-    .write = serve_blocking_write,
-};
-
 int serve_blocking(int fd, const struct server_cfg *cfg,
 		   const struct serve_hook *hook)
 {
+	struct serve_blocking_io b = {.rcv_ms = cfg->idle_timeout_ms};
+	struct serve_io io = {.read = serve_blocking_read,
+			      .write = serve_blocking_write,
+			      .ctx = &b};
+
 	if (cfg->idle_timeout_ms)
 		serve_set_timeouts(fd, cfg->idle_timeout_ms);
-	return serve_conn(fd, cfg, hook, &serve_io_blocking);
+	return serve_conn(fd, cfg, hook, &io);
 }
 
-/*
- * The serial loop's I/O. A single-threaded server holds one client while
- * the next ones wait in its listen backlog, so while it waits on its client
- * it also looks at the listener: once others wait there, a client that
- * stalls is shed (see serve_serial() in serve.h). Reads and writes stay
- * plain blocking calls, one system call each; SO_RCVTIMEO and SO_SNDTIMEO
- * of SERVE_TICK_MS wake them to look at the clock and the listener.
- */
-#define SERVE_TICK_MS (SERVE_STALL_MS / 2)
+/* Clients accepted after the stop, on this thread (see serve_accept()). */
+static _Thread_local unsigned serve_late;
 
-struct serve_serial_io {
-	int lfd;	       /* readable when clients wait in the backlog */
-	unsigned idle_ms;      /* --idle-timeout; 0 = never */
-	unsigned idle_shed_ms; /* shed an idle client; 0 = never */
-	uint64_t line_since;   /* when the unfinished line began; 0 = none */
-	bool stalled_write;    /* shed because it did not read its replies */
-};
-
-/*
- * True when the client on fd stalled since since (a now_ms() time) for
- * limit_ms, is still not ready for events (time spent computing does not
- * count against it), and others wait in the backlog. Never during a stop:
- * the client's requests are answered first.
- */
-static bool serial_shed(const struct serve_serial_io *s, int fd, short events,
-			uint64_t since, unsigned limit_ms)
+int serve_accept(int lfd)
 {
-	struct pollfd p[2] = {{.fd = fd, .events = events},
-			      {.fd = s->lfd, .events = POLLIN}};
-
-	if (!since || !limit_ms || now_ms() - since < limit_ms ||
-	    stop_requested() || poll(p, 2, 0) < 0)
-		return false;
-	return !p[0].revents && (p[1].revents & POLLIN);
-}
-
-/*
- * serve_loop() frames every complete line before it reads again, so the
- * input holds an unfinished line exactly when the last byte read was not
- * '\n'; the line began at the last read that had a '\n' in it.
- */
-static void serial_track_line(struct serve_serial_io *s, const char *p,
-			      size_t n)
-{
-	if (n && p[n - 1] == '\n')
-		s->line_since = 0;
-	else if (n && (!s->line_since || memchr(p, '\n', n)))
-		s->line_since = now_ms();
-}
-
-/* An unfinished line may stall SERVE_STALL_MS, an idle client idle_shed_ms. */
-static ssize_t serial_read(void *ctx, int fd, void *buf, size_t len,
-			   unsigned timeout_ms)
-{
-	struct serve_serial_io *s = ctx;
-	uint64_t start = now_ms();
-	ssize_t n;
+	struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
+			      {.fd = stop_eventfd(), .events = POLLIN}};
+	int fd;
 
 	for (;;) {
-		if (serial_shed(s, fd, POLLIN, s->line_since, SERVE_STALL_MS) ||
-		    (!s->line_since &&
-		     serial_shed(s, fd, POLLIN, start, s->idle_shed_ms)))
-			return -EBUSY;
-		n = read(fd, buf, len);
-		if (n >= 0) {
-			serial_track_line(s, buf, (size_t)n);
-			return n;
-		}
-		if (errno != EAGAIN && errno != EINTR)
-			return -errno;
-		if (timeout_ms && now_ms() - start >= timeout_ms)
-			return -EAGAIN;
-	}
-}
-
-/* A write may make no progress for SERVE_STALL_MS while others wait. */
-static int serial_write(void *ctx, int fd, const void *buf, size_t len)
-{
-	struct serve_serial_io *s = ctx;
-	uint64_t last = now_ms();
-	const char *p = buf;
-	ssize_t n;
-
-	while (len) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			last = now_ms();
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return -errno;
-		if (s->idle_ms && now_ms() - last >= s->idle_ms)
-			return -EAGAIN;
-		s->stalled_write =
-		    serial_shed(s, fd, POLLOUT, last, SERVE_STALL_MS);
-		if (s->stalled_write)
-			return -EBUSY;
-	}
-	return 0;
-}
-
-int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms)
-{
-	struct serve_serial_io s = {
-	    .lfd = lfd,
-	    .idle_ms = cfg->idle_timeout_ms,
-	    .idle_shed_ms = idle_shed_ms,
-	};
-	struct serve_io io = {
-	    .read = serial_read, .write = serial_write, .ctx = &s};
-	int fd, slot, err;
-
-	while (!stop_requested()) {
 		fd = server_accept(lfd, 0);
-		if (fd < 0)
-			break;
-		slot = stop_watch(fd);
-		serve_set_timeouts(fd, SERVE_TICK_MS);
-		s.line_since = 0;
-		s.stalled_write = false;
-		err = serve_conn(fd, cfg, NULL, &io);
-		stop_unwatch(slot);
-		/*
-		 * Shed mid-line: its request gets "ERR server busy". An idle
-		 * one has all its replies and one that does not read would not
-		 * see it: they get FIN alone, as at the idle timeout.
-		 */
-		if (err == -EBUSY && s.line_since && !s.stalled_write)
-			server_reject_busy(fd, cfg);
-		else
+		if (fd >= 0 && stop_requested() &&
+		    ++serve_late > SERVER_BACKLOG) {
+			/* Clients that keep coming after the stop: enough. */
 			close(fd);
+			return -ESHUTDOWN;
+		}
+		if (fd != -EAGAIN && fd != -EINTR)
+			return fd;
+		if (stop_requested())
+			return -ESHUTDOWN;
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return -errno;
 	}
-	return 0;
 }
 
 /* The registry of live blocking connections. */

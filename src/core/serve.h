@@ -1,7 +1,9 @@
 /*
- * serve - the blocking connection loop shared by the blocking models
- * (single, thread, procpool, isolate, many), and the registry of live
- * connections that lets a stop wake them.
+ * serve - the request pipeline of the blocking models (single, thread,
+ * procpool, isolate, many) and of coro, which runs it over coroutine I/O;
+ * their accept loop's accept (serve_accept()); and the registry of live
+ * connections that lets a stop wake them. The models' control flow is
+ * their own: src/models/single.c, thread.c.
  *
  * The loop reads, frames every complete line, asks the model's compute hook
  * for each n (or computes inline), and writes the replies in request order,
@@ -12,7 +14,8 @@
  * one request instead of a line. A connection whose first bytes open an
  * HTTP request is served as HTTP/1.1 by the same loop (src/core/http.h),
  * whatever the framing: each request is decided there, computed through
- * the same hook, and its response written in order.
+ * the same hook, and its response written in order. A request must arrive
+ * whole within --header-timeout of its first byte (SERVE_TIMEOUT_LINE).
  */
 #ifndef FIBD_CORE_SERVE_H
 #define FIBD_CORE_SERVE_H
@@ -45,13 +48,19 @@ struct serve_hook {
  * the same loop reads the same either way.
  *
  * read() returns bytes read, 0 at EOF, or -errno; with timeout_ms > 0 it
- * fails with -EAGAIN once that long passed with nothing to read.
+ * fails with -EAGAIN once that long passed with nothing to read. It may
+ * fail with -EBUSY to shed the client (a serial server does, when others
+ * wait): the loop then tells a client whose request is unfinished that
+ * the server is busy (see serve_conn()).
  * write() writes all of buf and returns 0, or -errno.
  * wait(), if set, returns 0 once fd is readable (or at EOF, or an error to
  * read), or -EAGAIN as read() would, or -errno. The loop calls it before
  * it reads into an empty input, so that a connection waiting for its next
  * request holds no input buffer: 10 000 parked coroutines held 10 000 of
  * them, about a fifth of coro's peak RSS at 10 000 connections.
+ * unfinished(), if set, hears since when (a serve_now_ms() time) the input
+ * has held the front of a request that has not arrived whole, an HTTP head
+ * without its blank line or a line without its newline, or 0 once none is.
  */
 struct serve_io {
 	ssize_t (*read)(void *ctx, int fd, void *buf, size_t len,
@@ -59,44 +68,59 @@ struct serve_io {
 	int (*write)(void *ctx, int fd, const void *buf, size_t len);
 	int (*wait)(void *ctx, int fd, unsigned timeout_ms);
 	void *ctx;
+	void (*unfinished)(void *ctx, uint64_t since_ms);
 };
 
-/* serve_blocking() over the given I/O calls. */
+/*
+ * A request must arrive whole within --header-timeout of its first byte
+ * (or, with --header-timeout 0, within --idle-timeout). One that does not
+ * gets SERVE_TIMEOUT_LINE, or SERVE_TIMEOUT_HTTP on an HTTP connection,
+ * and the connection closes. A client shed mid-request (read() said
+ * -EBUSY) gets "ERR server busy", or SERVE_TIMEOUT_HTTP.
+ */
+#define SERVE_TIMEOUT_LINE "ERR request timeout\n"
+#define SERVE_TIMEOUT_HTTP                                                     \
+	"HTTP/1.1 408 Request Timeout\r\n"                                     \
+	"Content-Type: text/plain; charset=utf-8\r\n"                          \
+	"Content-Length: 16\r\n"                                               \
+	"Connection: close\r\n\r\n"                                            \
+	"request timeout\n"
+
+/*
+ * serve_blocking() over the given I/O calls. Returns 0 when the client left
+ * cleanly, -ETIMEDOUT when its request did not arrive in time, -EBUSY when
+ * read() shed it, or another negative errno.
+ */
 int serve_conn(int fd, const struct server_cfg *cfg,
 	       const struct serve_hook *hook, const struct serve_io *io);
 
 /*
  * Serves one connection until the client closes its side (every reply is
- * written first), a read or write fails, the idle timeout passes, or a line
- * is too long (its error is written first). Does not close fd.
- * Returns 0 when the client left cleanly, or a negative errno.
+ * written first), a read or write fails, the idle timeout passes, a request
+ * takes too long to arrive, or a line is too long (its error is written
+ * first). Does not close fd. Returns as serve_conn() does.
  */
 int serve_blocking(int fd, const struct server_cfg *cfg,
 		   const struct serve_hook *hook);
 
-/*
- * A serial server sheds a client that stalls this long while others wait
- * in its listen backlog: a write that makes no progress (the client does
- * not read its replies), or a request line left unfinished.
- */
-#define SERVE_STALL_MS 1000
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t serve_now_ms(void);
 
 /*
- * The one_server loop: accept a client, serve it to the end, accept the
- * next, until a stop. Single-threaded: the client being served is watched
- * (stop_watch()) so that a stop wakes its read. Used by single and by each
- * process of many.
- *
- * A well-behaved client keeps the server as long as it likes; the others
- * wait. But while it serves, the loop also watches the listener, and once
- * someone waits there it sheds the client being served if that client
- * stalls for SERVE_STALL_MS (see above), or, when idle_shed_ms is not 0,
- * sits idle between requests for idle_shed_ms. A shed client is closed
- * (one shed mid-line gets "ERR server busy" first) and the next one is
- * accepted. Without anyone waiting only --idle-timeout applies.
- * Returns 0.
+ * Sets fd's SO_RCVTIMEO and SO_SNDTIMEO to ms (0: none): a blocking read or
+ * write that waits that long fails with EAGAIN.
  */
-int serve_serial(int lfd, const struct server_cfg *cfg, unsigned idle_shed_ms);
+void serve_set_timeouts(int fd, unsigned ms);
+
+/*
+ * The accept of a blocking accept loop, on a non-blocking listener: waits
+ * for a client or a stop (stop_eventfd()). After a stop it still returns
+ * the clients already in the listener's accept queue, so that everything
+ * sent before the stop is answered (shutting the listener would reset
+ * them), then -ESHUTDOWN: close the listener then. The accepted socket is
+ * blocking. Returns the fd or -errno.
+ */
+int serve_accept(int lfd);
 
 /*
  * The registry. serve_track() adds a connection; once a stop has begun it

@@ -4,10 +4,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static atomic_bool stop_flag;
@@ -34,38 +37,73 @@ static void stop_wake_all(void)
 	}
 }
 
+/* A stop's drain: begun by its first signal, ended by the timer. */
+static unsigned stop_drain_ms;
+
+/* True when this signal begins a drain rather than the stop itself. */
+static bool stop_drain_begins(int sig)
+{
+	if (!stop_drain_ms || sig == SIGALRM || stop_requested() ||
+	    atomic_load(&drain_flag))
+		return false;
+	atomic_store(&drain_flag, true);
+	return true;
+}
+
 static void stop_on_signal(int sig)
 {
+	struct itimerval drain = {.it_value = {
+				      .tv_sec = stop_drain_ms / 1000,
+				      .tv_usec = stop_drain_ms % 1000 * 1000,
+				  }};
 	int saved = errno;
 
-	(void)sig;
-	stop_wake_all();
+	if (stop_drain_begins(sig)) {
+		/* A bare system call on Linux; SIGALRM ends the drain. */
+		setitimer(ITIMER_REAL, &drain, NULL);
+	} else {
+		atomic_store(&drain_flag, false);
+		stop_wake_all();
+	}
 	errno = saved;
 }
 
-/* SIGTERM and SIGINT: the signals that ask for a stop. */
-static void stop_signal_set(sigset_t *set)
+void stop_sigset(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGALRM);
 }
 
-/* The one thread that takes the stop signals, synchronously. */
+/*
+ * The one thread that takes the stop signals, synchronously. A drain is a
+ * wait for a second signal, for at most the drain's length.
+ */
 static void *stop_signal_main(void *arg)
 {
+	struct timespec drain = {.tv_sec = stop_drain_ms / 1000,
+				 .tv_nsec = stop_drain_ms % 1000 * 1000000L};
 	sigset_t set;
 	int sig;
 
 	(void)arg;
-	stop_signal_set(&set);
-	for (;;)
-		if (sigwait(&set, &sig) == 0)
-			stop_wake_all();
+	stop_sigset(&set);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (stop_drain_begins(sig))
+			while (sigtimedwait(&set, NULL, &drain) < 0 &&
+			       errno == EINTR)
+				;
+		atomic_store(&drain_flag, false);
+		stop_wake_all();
+	}
 	return NULL;
 }
 
-int stop_install(enum stop_by by)
+int stop_install(enum stop_by by, unsigned drain_ms)
 {
 	struct sigaction sa;
 	pthread_t thread;
@@ -74,6 +112,7 @@ int stop_install(enum stop_by by)
 
 	for (int i = 0; i < STOP_WATCH_MAX; i++)
 		atomic_store(&stop_watched[i], -1);
+	stop_drain_ms = drain_ms;
 	stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (stop_efd < 0)
 		return -errno;
@@ -82,11 +121,13 @@ int stop_install(enum stop_by by)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0; /* no SA_RESTART: blocked calls return EINTR */
 	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
-	    sigaction(SIGINT, &sa, NULL) < 0)
+	    sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0 ||
+	    sigaction(SIGALRM, &sa, NULL) < 0)
 		return -errno;
 	if (by == STOP_BY_HANDLER)
 		return 0;
-	stop_signal_set(&set);
+	stop_sigset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	err = pthread_create(&thread, NULL, stop_signal_main, NULL);
 	if (err)

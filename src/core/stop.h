@@ -1,10 +1,18 @@
 /*
- * stop - graceful shutdown on SIGTERM and SIGINT.
+ * stop - graceful shutdown on SIGTERM, SIGINT and SIGHUP.
  *
  * A stop sets a flag, makes an eventfd readable, and calls shutdown(SHUT_RD)
- * on the watched descriptors, which wakes a thread blocked in accept() (it
- * fails) or in read() (it returns what is queued, then 0). Models then stop
- * accepting, answer every request they have already received, and return 0.
+ * on the watched connections, which wakes a thread blocked in read() (it
+ * returns what is queued, then 0). Accept loops wait on the eventfd, never
+ * on a shut listener: shutting a listener resets every connection in its
+ * accept queue. Models then take the clients already queued, answer every
+ * request they have already received, and return 0.
+ *
+ * Lame-duck drain (--drain): the first signal begins a drain instead.
+ * For that long stop_draining() is true (/healthz answers 503, so a load
+ * balancer takes the instance out) and the server accepts and serves as
+ * before; then the stop proceeds as above. A second signal during the
+ * drain stops at once.
  *
  * Who takes the signal: in a threaded process, one thread of fibd's own,
  * named STOP_THREAD_NAME, in sigwait() (STOP_BY_THREAD). stop_install()
@@ -26,15 +34,16 @@
 #ifndef FIBD_CORE_STOP_H
 #define FIBD_CORE_STOP_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 /* How many descriptors stop_watch() can hold. */
 #define STOP_WATCH_MAX 64
 
-/* The thread that takes SIGTERM and SIGINT (see /proc/PID/task/N/comm). */
+/* The thread that takes the signals (see /proc/PID/task/N/comm). */
 #define STOP_THREAD_NAME "fibd-stop"
 
-/* Who takes SIGTERM and SIGINT (see above). */
+/* Who takes the signals (see above). */
 enum stop_by {
 	STOP_BY_THREAD,	 /* the STOP_THREAD_NAME thread, in sigwait() */
 	STOP_BY_HANDLER, /* a handler, in a process that stays single-threaded
@@ -43,12 +52,21 @@ enum stop_by {
 
 /*
  * Creates the eventfd and installs the handlers (without SA_RESTART, so
- * blocking calls return EINTR). With STOP_BY_THREAD, also blocks SIGTERM
- * and SIGINT in the calling thread and starts the thread that takes them.
- * Call once, early, from the main thread, before any other thread or
- * child exists. Returns 0 or -errno.
+ * blocking calls return EINTR). With STOP_BY_THREAD, also blocks the
+ * signals (stop_sigset()) in the calling thread and starts the thread that
+ * takes them. drain_ms: the drain a stop begins with (0: none). Call once,
+ * early, from the main thread, before any other thread or child exists.
+ * Returns 0 or -errno.
  */
-int stop_install(enum stop_by by);
+int stop_install(enum stop_by by, unsigned drain_ms);
+
+/*
+ * The signals a stop takes: SIGTERM, SIGINT, SIGHUP, and SIGALRM, which
+ * ends a drain under STOP_BY_HANDLER. A single-threaded process blocks
+ * them around its check of stop_draining() and a ppoll() that unblocks
+ * them, so that none slips in between.
+ */
+void stop_sigset(sigset_t *set);
 
 /*
  * In a child after fork(): gives the child an eventfd of its own (the
@@ -58,7 +76,10 @@ int stop_install(enum stop_by by);
  */
 int stop_after_fork(void);
 
-/* True once SIGTERM or SIGINT arrived (or stop_request() was called). */
+/*
+ * True once a stop began: its signal arrived and its drain, if any, ended
+ * (or stop_request() was called).
+ */
 bool stop_requested(void);
 
 /*
@@ -68,7 +89,7 @@ bool stop_requested(void);
  */
 bool stop_draining(void);
 
-/* Asks for a stop as a signal would, from ordinary code. */
+/* Asks for a stop, at once (no drain), from ordinary code. */
 void stop_request(void);
 
 /*
@@ -79,8 +100,8 @@ int stop_eventfd(void);
 
 /*
  * Has a stop shutdown(fd, SHUT_RD). Returns a slot for stop_unwatch(), or
- * -ENOSPC. Watch only listeners that live until exit, or the connection of
- * a serial server, which unwatches before closing. The stop thread may
+ * -ENOSPC. Watch only the connection of a serial server, which unwatches
+ * before closing (never a listener: see above). The stop thread may
  * still meet that number once it is reused, but only during the stop it is
  * making, and the one socket a serial server opens then is a connection,
  * whose read side the stop shuts anyway (stop_watch() does, for a socket

@@ -32,7 +32,7 @@
 #include "../core/log.h"
 #include "../core/pyengine.h"
 #include "../core/serve.h"
-#include "../core/threadsrv.h"
+#include "thread.h"
 #include "model.h"
 
 #define ISOLATE_REQ_RING 64   /* a request is 8 bytes + a 4-byte frame */
@@ -135,7 +135,7 @@ static int isolate_start(struct isolate *iso, const struct server_cfg *cfg)
 	if (err)
 		goto out_destroy_req;
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, THREADSRV_STACK_SIZE);
+	pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
 	err = -pthread_create(&iso->worker, &attr, isolate_worker, iso);
 	pthread_attr_destroy(&attr);
 	if (err)
@@ -180,9 +180,9 @@ static void isolate_serve(int fd, const struct server_cfg *cfg, void *ctx)
 
 static int isolate_run(const struct server_cfg *cfg)
 {
-	static const struct threadsrv_ops ops = {.serve = isolate_serve};
+	static const struct thread_ops ops = {.serve = isolate_serve};
 
-	return threadsrv_run(cfg, &ops);
+	return thread_serve(cfg, &ops);
 }
 
 const struct model model_isolate = {

@@ -15,7 +15,7 @@
  * a slow request stalls every connection that child owns (nginx's known
  * drawback of hashing connections to workers), even while another child
  * sits idle. And a client that stalls, or idles, while others wait behind
- * it in the child's backlog is shed (serve_serial()), so one bad client
+ * it in the child's backlog is shed (single_serve()), so one bad client
  * cannot hold a share of the port. The supervisor restarts a child that dies
  * and forwards SIGTERM to all of them.
  */
@@ -33,16 +33,16 @@
 
 #include "../core/log.h"
 #include "../core/metrics.h"
-#include "../core/serve.h"
 #include "../core/stop.h"
 #include "model.h"
+#include "single.h"
 
 #define MANY_MAX_WORKERS 256
 /* A child that dies sooner than this after its start is restarted slowly. */
 #define MANY_FLAP_MS 1000
 /*
  * A child sheds a client idle this long between requests once others wait
- * in its backlog (a stalled one goes after SERVE_STALL_MS): with the port
+ * in its backlog (a stalled one goes after SINGLE_STALL_MS): with the port
  * shared, one idle client must not hold every connection hashed to it.
  */
 #define MANY_IDLE_SHED_MS 2000
@@ -56,6 +56,15 @@ struct many_child {
 	struct timespec started;
 };
 
+/* Lets the stop's signals in again, in a child forked while blocked. */
+static void many_unblock_stop(void)
+{
+	sigset_t set;
+
+	stop_sigset(&set);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 /* In the child: listen, tell the parent the port (or the error), serve. */
 static void many_child_main(const struct server_cfg *cfg, uint16_t port,
 			    int flags, int report_fd)
@@ -65,13 +74,13 @@ static void many_child_main(const struct server_cfg *cfg, uint16_t port,
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	stop_after_fork();
-	lfd = net_listen(cfg->host, port, flags, SERVER_BACKLOG);
+	many_unblock_stop(); /* blocked in the supervisor's loop */
+	lfd = net_listen(cfg->host, port, flags | NET_NONBLOCK, SERVER_BACKLOG);
 	msg = lfd < 0 ? lfd : net_local_port(lfd);
 	if (write(report_fd, &msg, sizeof(msg)) != sizeof(msg) || lfd < 0)
 		exit(2);
 	close(report_fd);
-	stop_watch(lfd);
-	serve_serial(lfd, cfg, MANY_IDLE_SHED_MS);
+	single_serve(lfd, cfg, MANY_IDLE_SHED_MS);
 	close(lfd);
 	exit(0);
 }
@@ -151,30 +160,53 @@ static void many_restart(const struct server_cfg *cfg, struct many_child *c,
 		c->pid = 0; /* its port goes unserved; the others go on */
 }
 
-/* Waits for child exits and the stop; restarts children until the stop. */
+/* Sends sig to every child. */
+static void many_signal(struct many_child *kids, unsigned n, int sig)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (kids[i].pid)
+			kill(kids[i].pid, sig);
+}
+
+/*
+ * Waits for child exits and the stop; restarts children until the stop.
+ * A drain (--drain) is each child's: the first signal is passed on to
+ * them at once, and they serve on. The stop's signals are blocked but in
+ * ppoll(), so that the drain's start cannot slip in between its check and
+ * the wait.
+ */
 static void many_supervise(const struct server_cfg *cfg,
 			   struct many_child *kids, unsigned n, int flags)
 {
 	struct pollfd pfd[MANY_MAX_WORKERS + 1];
-	int timeout, status;
+	struct timespec poll_ts = {.tv_nsec = MANY_POLL_MS * 1000000L};
+	sigset_t stop_sigs, waiting;
+	bool drain_passed = false, no_pidfd;
+	int status;
 
+	stop_sigset(&stop_sigs);
+	sigprocmask(SIG_BLOCK, &stop_sigs, &waiting);
 	while (!stop_requested()) {
+		if (stop_draining() && !drain_passed) {
+			many_signal(kids, n, SIGTERM);
+			drain_passed = true;
+		}
 		pfd[0] =
 		    (struct pollfd){.fd = stop_eventfd(), .events = POLLIN};
-		timeout = -1;
+		no_pidfd = false;
 		for (unsigned i = 0; i < n; i++) {
 			pfd[i + 1] = (struct pollfd){
 			    .fd = kids[i].pid ? kids[i].pidfd : -1,
 			    .events = POLLIN};
-			if (kids[i].pid && kids[i].pidfd < 0)
-				timeout = MANY_POLL_MS; /* no pidfd */
+			no_pidfd |= kids[i].pid && kids[i].pidfd < 0;
 		}
-		if (poll(pfd, n + 1, timeout) < 0)
+		if (ppoll(pfd, n + 1, no_pidfd ? &poll_ts : NULL, &waiting) < 0)
 			continue;
 		for (unsigned i = 0; i < n && !stop_requested(); i++)
 			if (many_reaped(&kids[i], &pfd[i + 1], &status))
 				many_restart(cfg, &kids[i], flags, status);
 	}
+	sigprocmask(SIG_SETMASK, &waiting, NULL);
 }
 
 /* Forwards the stop and waits for every child. Returns 0 if all exit 0. */
@@ -182,9 +214,7 @@ static int many_stop(struct many_child *kids, unsigned n)
 {
 	int status, rc = 0;
 
-	for (unsigned i = 0; i < n; i++)
-		if (kids[i].pid)
-			kill(kids[i].pid, SIGTERM);
+	many_signal(kids, n, SIGTERM);
 	for (unsigned i = 0; i < n; i++) {
 		if (!kids[i].pid)
 			continue;

@@ -13,6 +13,7 @@
  *	thread:  read line -> parse -> apply(n) -> write reply -> ...
  *	apply:   take an idle worker -> send n -> read its reply -> give it back
  *	worker:  read n -> fib -> write reply -> ... until its socket closes
+ *	         (procpool_worker.c, a process of its own)
  *	keeper:  watch the workers' pidfds -> reap the dead -> spawn anew
  *
  * Frames are in host byte order: both ends are the same binary.
@@ -50,110 +51,19 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../core/log.h"
-#include "../core/opt.h"
-#include "../core/pyengine.h"
 #include "../core/serve.h"
-#include "../core/threadsrv.h"
 #include "model.h"
+#include "procpool.h"
+#include "thread.h"
 
-#define PROCPOOL_FD		  3   /* the worker's end of its socketpair */
 #define PROCPOOL_RESPAWN_DELAY_MS 100 /* between failed spawns */
 
 extern char **environ;
-
-/*
- * Reads at least min and at most cap bytes. Returns the count, -EPIPE at
- * EOF (the other side is gone), or -errno.
- */
-static ssize_t pool_read(int fd, void *buf, size_t min, size_t cap)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < min) {
-		n = read(fd, (char *)buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == ECONNRESET ? -EPIPE : -errno;
-		if (n == 0)
-			return -EPIPE;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-/* The worker process. */
-
-/* Sends one reply frame: u32 length, then the bytes. Returns 0 or -errno. */
-static int child_send(int fd, const struct reply *r)
-{
-	char frame[sizeof(uint32_t) + REPLY_INLINE_CAP];
-	uint32_t len = (uint32_t)r->len;
-	int err;
-
-	memcpy(frame, &len, sizeof(len));
-	if (r->len <= REPLY_INLINE_CAP) {
-		memcpy(frame + sizeof(len), r->text, r->len);
-		return net_write_all(fd, frame, sizeof(len) + r->len);
-	}
-	err = net_write_all(fd, frame, sizeof(len));
-	return err ? err : net_write_all(fd, r->text, r->len);
-}
-
-/* argv: procpool ALGO MAX_N ENGINE. */
-static int child_limits(int argc, char **argv, struct proto_limits *lim)
-{
-	proto_limits_default(lim);
-	if (argc != 4 || fib_algo_parse(argv[1], &lim->algo) ||
-	    fib_engine_parse(argv[3], &lim->engine))
-		return -EINVAL;
-	return opt_uint("max_n", argv[2], 0, FIB_FAST_LIMIT_N, &lim->max_n);
-}
-
-/*
- * fibd --child procpool ALGO MAX_N ENGINE: answers u64 n with a reply
- * frame until the server closes the socket. The server owns its lifetime,
- * so SIGINT and SIGTERM sent to the whole group do not cut short a request
- * in flight. With the python engine each worker is a process with its own
- * interpreter and its own GIL, started before the first request: this is
- * how the talk's multiprocess_server escapes the GIL.
- */
-static int procpool_child(int argc, char **argv)
-{
-	struct proto_limits lim;
-	struct reply r;
-	uint64_t n;
-	int err = 0;
-
-	if (child_limits(argc, argv, &lim)) {
-		log_msg("procpool worker: bad arguments");
-		return 2;
-	}
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* the server died: stop at once */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	/* Before the first request, which would otherwise pay for it. */
-	if (lim.engine == FIB_ENGINE_PYTHON && pyengine_init() < 0)
-		return 1; /* logged; the keeper respawns it */
-	while (!err && pool_read(PROCPOOL_FD, &n, sizeof(n), sizeof(n)) > 0) {
-		if (n > lim.max_n) /* the server checked; never trust a frame */
-			proto_error_reply(&lim, PROTO_TOO_LARGE, &r);
-		else
-			proto_compute(&lim, n, &r);
-		err = child_send(PROCPOOL_FD, &r);
-		reply_release(&r);
-	}
-	close(PROCPOOL_FD);
-	return 0;
-}
 
 /* The pool, as the server sees it. */
 
@@ -413,7 +323,7 @@ static int pool_recv(int fd, const struct proto_limits *lim, struct reply *r)
 {
 	char head[sizeof(uint32_t) + REPLY_INLINE_CAP];
 	size_t max = fib_digits_bound(lim->max_n) + 128, have;
-	ssize_t got = pool_read(fd, head, sizeof(uint32_t), sizeof(head));
+	ssize_t got = procpool_read(fd, head, sizeof(uint32_t), sizeof(head));
 	uint32_t len;
 
 	if (got < 0)
@@ -427,8 +337,9 @@ static int pool_recv(int fd, const struct proto_limits *lim, struct reply *r)
 		return -ENOMEM;
 	r->len = len;
 	memcpy(r->text, head + sizeof(len), have);
-	got = have < len ? pool_read(fd, r->text + have, len - have, len - have)
-			 : 0;
+	got = have < len
+		  ? procpool_read(fd, r->text + have, len - have, len - have)
+		  : 0;
 	if (got < 0)
 		reply_release(r);
 	return got < 0 ? (int)got : 0;
@@ -541,7 +452,7 @@ static void procpool_serve(int fd, const struct server_cfg *cfg, void *ctx)
 static int procpool_run(const struct server_cfg *cfg)
 {
 	struct pool pool;
-	struct threadsrv_ops ops = {.serve = procpool_serve, .ctx = &pool};
+	struct thread_ops ops = {.serve = procpool_serve, .ctx = &pool};
 	int err;
 
 	err = pool_start(&pool, cfg);
@@ -549,7 +460,7 @@ static int procpool_run(const struct server_cfg *cfg)
 		log_err(err, "procpool: cannot start the workers");
 		return err;
 	}
-	err = threadsrv_run(cfg, &ops);
+	err = thread_serve(cfg, &ops);
 	pool_stop(&pool);
 	return err;
 }
@@ -561,5 +472,5 @@ const struct model model_procpool = {
     .talk_server = "multiprocess_server",
     .max_workers = MODEL_MAX_WORKERS,
     .run = procpool_run,
-    .child = procpool_child,
+    .child = procpool_worker_main,
 };

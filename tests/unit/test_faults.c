@@ -87,9 +87,7 @@ static void case_thousand_clients(void)
 /* Whether a model answers every client while all the others stay open. */
 static int serves_all_at_once(void)
 {
-	/* many's shards are serial servers: one client each at a time. */
-	return is_parallel() || (strcmp(cur->concurrency, "sharded") == 0 &&
-				 strcmp(cur->name, "many") != 0);
+	return !cur->serial_shards;
 }
 
 /*
@@ -483,17 +481,18 @@ static void case_gauntlet(void)
 
 /*
  * While b waits behind a serial server, a client a that idles between
- * requests for longer than the stall bound (SERVE_STALL_MS, 1 s) keeps
+ * requests for longer than the stall bound (SINGLE_STALL_MS, 1 s) keeps
  * single: its defining behaviour. A child of many closes it after
  * MANY_IDLE_SHED_MS (2 s), without a reply, and serves b.
  */
 static void case_serial_idle_client(void)
 {
 	static const char *const args[] = {"--workers", "1", NULL};
-	int is_many = strcmp(cur->name, "many") == 0, a, b;
+	/* Serial shards of a sharded model: many's children. */
+	int is_many = strcmp(cur->concurrency, "serial") != 0, a, b;
 	struct tsrv s;
 
-	if (strcmp(cur->concurrency, "serial") != 0 && !is_many)
+	if (!cur->serial_shards)
 		return;
 	if (tsrv_start(&s, cur->name, args, 1))
 		return;
@@ -549,6 +548,217 @@ static void case_stop_under_load(void)
 	}
 	T_CHECK(ok == N, "%s: %d of %d in-flight requests answered right",
 		cur->name, ok, N);
+}
+
+/*
+ * Waits up to secs for s to exit after a signal the test sent. Returns its
+ * exit status, or -1 when it died by a signal or had to be killed.
+ */
+static int wait_exit(struct tsrv *s, unsigned secs)
+{
+	int status = 0;
+
+	for (unsigned ms = 0; ms < secs * 1000; ms += 5) {
+		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+			s->pid = 0;
+			unlink(s->log_path);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		}
+		poll(NULL, 0, 5);
+	}
+	tsrv_stop(s, 5);
+	return -1;
+}
+
+/*
+ * 50 clients each send "32\n" and the stop comes 20 ms later, while most
+ * of them still sit in the listener's accept queue (a serial model has
+ * taken one; a threaded one may not have reached them all). Everything
+ * sent before a stop is answered: the queued connections are taken and
+ * served before the listener closes (closing it would reset them).
+ */
+static void stop_with_queued(int sig)
+{
+	enum {
+		N = 50
+	};
+	static int fds[N];
+	int ok = 0, status;
+	struct tsrv s;
+
+	if (tsrv_start(&s, cur->name, NULL, 1))
+		return;
+	for (int i = 0; i < N; i++) {
+		fds[i] = tsrv_connect(&s, 0);
+		T_CHECK(fds[i] >= 0 && t_send(fds[i], "32\n") == 0);
+	}
+	poll(NULL, 0, 20);
+	kill(s.pid, sig);
+	status = wait_exit(&s, 120);
+	for (int i = 0; i < N; i++) {
+		ok += fds[i] >= 0 &&
+		      t_read_lines(fds[i], buf, sizeof(buf), 1) == 1 &&
+		      strcmp(buf, "2178309\n") == 0;
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	T_CHECK(ok == N, "%s: %d of %d queued requests answered after %s",
+		cur->name, ok, N, strsignal(sig));
+	T_CHECK(status == 0, "%s: exit %d after %s", cur->name, status,
+		strsignal(sig));
+}
+
+static void case_stop_with_queued(void)
+{
+	stop_with_queued(SIGTERM);
+}
+
+/* SIGHUP stops as SIGTERM does. */
+static void case_sighup_with_queued(void)
+{
+	stop_with_queued(SIGHUP);
+}
+
+/*
+ * --drain: after SIGTERM the server keeps its listener and serves new
+ * clients for the drain's length (3 s; the client comes 300 ms in), then
+ * exits 0 on its own.
+ */
+static void case_drain(void)
+{
+	static const char *const args[] = {"--drain", "3", NULL};
+	struct tsrv s;
+	int fd;
+
+	if (tsrv_start(&s, cur->name, args, 1))
+		return;
+	kill(s.pid, SIGTERM);
+	poll(NULL, 0, 300);
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(fd >= 0 && t_ask(fd, "20\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "6765\n") == 0,
+		"%s: a new client during the drain got '%s'", cur->name,
+		fd >= 0 ? buf : "no connection");
+	if (fd >= 0)
+		close(fd);
+	T_CHECK(wait_exit(&s, 60) == 0, "%s: bad exit after the drain",
+		cur->name);
+}
+
+/*
+ * A second signal during the drain stops at once: a drain of 600 s ends
+ * well within the 60 s this waits.
+ */
+static void case_drain_cut_short(void)
+{
+	static const char *const args[] = {"--drain", "600", NULL};
+	struct tsrv s;
+	int fd;
+
+	if (tsrv_start(&s, cur->name, args, 1))
+		return;
+	kill(s.pid, SIGTERM);
+	poll(NULL, 0, 200);
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(fd >= 0 && t_ask(fd, "10\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "55\n") == 0,
+		"%s: a client during the drain got '%s'", cur->name, buf);
+	if (fd >= 0)
+		close(fd);
+	kill(s.pid, SIGTERM);
+	T_CHECK(wait_exit(&s, 60) == 0,
+		"%s: a second SIGTERM did not end the drain", cur->name);
+}
+
+/* Reads from fd until buf holds needle, EOF, or the receive timeout. */
+static int read_until(int fd, const char *needle)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	buf[0] = '\0';
+	while (!strstr(buf, needle) && len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	return strstr(buf, needle) != NULL;
+}
+
+/* Sends a header line to each of fds every 500 ms, for at most 60 s. */
+static void trickle_headers(const int *fds, int n)
+{
+	for (int round = 0; round < 120; round++) {
+		for (int i = 0; i < n; i++)
+			send(fds[i], "X-Slow: 1\r\n", 11,
+			     MSG_NOSIGNAL |
+				 MSG_DONTWAIT); /* closed: no matter */
+		poll(NULL, 0, 500);
+	}
+}
+
+/*
+ * An HTTP slowloris: clients that send a request line, then a header line
+ * every 500 ms, never the blank line that ends the head. A normal client
+ * is still served: at once by a model that serves many clients at once;
+ * by a serial one (single, a child of many) once it has shed each
+ * slowloris ahead of it, after about SINGLE_STALL_MS (1 s) each. That
+ * promise is the number of stalling clients times the stall limit, so a
+ * serial model gets SERIAL_N of them (500 would be 500 s, past any
+ * client's patience), all on its one server (--workers 1). Every
+ * slowloris gets 408 and is closed: the --header-timeout of 2 s, or the
+ * shedding, which says the same to an HTTP client.
+ */
+static void case_http_slowloris(void)
+{
+	enum {
+		N = 500,
+		SERIAL_N = 4
+	};
+	static const char *const args[] = {"--header-timeout", "2", "--workers",
+					   "1", NULL};
+	static int fds[N];
+	int n = cur->serial_shards ? SERIAL_N : N;
+	int fd, timed_out = 0, status;
+	struct tsrv s;
+	pid_t pid;
+
+	if (tsrv_start(&s, cur->name, args, 1))
+		return;
+	for (int i = 0; i < n; i++) {
+		fds[i] = tsrv_connect(&s, 0);
+		if (fds[i] >= 0)
+			t_send(fds[i], "GET /fib/10 HTTP/1.1\r\nHost: t\r\n");
+	}
+	pid = fork();
+	if (pid == 0) {
+		trickle_headers(fds, n);
+		_exit(0);
+	}
+	fd = tsrv_connect(&s, 0);
+	T_CHECK(fd >= 0 &&
+		    t_send(fd, "GET /fib/20 HTTP/1.1\r\nHost: t\r\n"
+			       "\r\n") == 0 &&
+		    read_until(fd, "\r\n\r\n6765\n"),
+		"%s: a normal client behind %d slowloris got '%.60s'",
+		cur->name, n, buf);
+	if (fd >= 0)
+		close(fd);
+	/* One that never hears it stops the count: each read may wait 30 s. */
+	for (int i = 0; i < n; i++) {
+		if (timed_out == i && fds[i] >= 0)
+			timed_out +=
+			    read_until(fds[i], "HTTP/1.1 408 Request Timeout");
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	T_CHECK(timed_out == n, "%s: %d of %d slowloris clients got 408",
+		cur->name, timed_out, n);
+	still_serves_then_stops(&s);
 }
 
 /* The pids of s's child processes (procpool workers, many's children). */
@@ -637,6 +847,11 @@ int main(void)
 		FAULT_CASE(case_serial_idle_client, 60);
 		FAULT_CASE(case_stop_under_load, 90);
 		FAULT_CASE(case_child_killed, 60);
+		FAULT_CASE(case_stop_with_queued, 150);
+		FAULT_CASE(case_sighup_with_queued, 150);
+		FAULT_CASE(case_drain, 60);
+		FAULT_CASE(case_drain_cut_short, 60);
+		FAULT_CASE(case_http_slowloris, 120);
 	}
 	return t_done("test_faults");
 }
