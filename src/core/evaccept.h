@@ -19,6 +19,25 @@
 
 #define EVACCEPT_BACKOFF_MS 100
 
+/*
+ * Busy. A connection turned away (--max-conns, or no descriptor for it) is
+ * answered in its own protocol: 503 for HTTP, "ERR server busy" for
+ * fib/1. Its protocol is in its first bytes, which a client sends right
+ * after connect() returns, so usually a few microseconds after the server
+ * could accept it: a look at once would often find nothing yet. So the
+ * server gives the first bytes up to EVACCEPT_BUSY_WAIT_MS to come, then
+ * answers what it sees (nothing: the line). The wait is bounded both
+ * ways: a blocking accept loop waits at most that long per refusal (it is
+ * at its limit: it would accept nobody else meanwhile anyway), and an
+ * event loop never waits at all, but keeps at most EVACCEPT_BUSY_MAX
+ * refused connections waiting in its set (beyond them it answers at once)
+ * and answers each when its bytes come or its time is up. Out of
+ * descriptors, the one connection shed in the reserve's place is answered
+ * at once: there is no descriptor to hold it with.
+ */
+#define EVACCEPT_BUSY_WAIT_MS 20
+#define EVACCEPT_BUSY_MAX     32
+
 struct evaccept {
 	int lfd;     /* the non-blocking listener */
 	int reserve; /* a spare descriptor (/dev/null), or -1 */
@@ -38,6 +57,22 @@ void evaccept_init(struct evaccept *a, int lfd);
  *   another negative errno from accept4() for anything else.
  */
 int evaccept_next(struct evaccept *a, const struct server_cfg *cfg);
+
+/*
+ * Out of descriptors: give the reserve up, accept one pending connection,
+ * evaccept_tell_busy() it, close it, take the reserve back. Returns -EBUSY
+ * when one was shed, -EMFILE when none could be (back off).
+ */
+int evaccept_shed(struct evaccept *a, const struct server_cfg *cfg);
+
+/*
+ * Answers a connection turned away now, without waiting: reads what it has
+ * sent so far (so that closing sends FIN, not RST with the answer lost),
+ * sends http_busy_reply() for it, and counts it in
+ * fibd_connections_rejected_total. Does not close fd: the caller does,
+ * its own way (coro_close() on a coroutine's descriptor).
+ */
+void evaccept_tell_busy(int fd, const struct server_cfg *cfg);
 
 /* Closes the listener and the reserve. */
 void evaccept_close(struct evaccept *a);
