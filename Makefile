@@ -5,7 +5,11 @@
 #   make test SAN=1   the same under ASan + UBSan (objects in build/san)
 #   make test TSAN=1  the same under TSan (objects in build/tsan)
 #   make bench        reproduce the talk's tables (see bench/README.md)
-#   make scaleout-test  3 fibd behind HAProxy, one killed under load
+#   make scaleout-test  3 fibd behind HAProxy: one killed under load, then
+#                       a rolling restart with --drain
+#   make install      programs, man pages, docs and the systemd unit under
+#                     $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
+#   make install-test   make install into a staging directory, checked
 #
 # Sources are found by wildcard: a new file in src/core, src/models, src/coro,
 # src/fibload or tests/unit joins the build without touching this file.
@@ -20,7 +24,7 @@ LDLIBS  := -lgmp -luring -lpthread -lm
 # A fresh Debian machine: scripts/deps installs what is missing (as root) or
 # says what to install, before anything below probes for it (python3-embed
 # with pkg-config must see libpython3-dev if deps just installed it).
-ifeq ($(filter clean format deps,$(MAKECMDGOALS)),)
+ifeq ($(filter clean format deps uninstall,$(MAKECMDGOALS)),)
 ifneq ($(shell scripts/deps >&2 && echo ok),ok)
 $(error scripts/deps: build dependencies are missing (see above))
 endif
@@ -72,7 +76,8 @@ PROGS := $(B)/fibd $(B)/fib $(if $(wildcard src/fibload/main.c),$(B)/fibload)
 TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench clean deps format fuzz scaleout-test FORCE
+.PHONY: all test bench clean deps format fuzz scaleout-test install uninstall \
+	install-test FORCE
 all: $(PROGS) $(BENCHES)
 
 # Installs missing build dependencies on a fresh Debian machine (or says how).
@@ -121,11 +126,18 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(TEST_LIB) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-test: all $(TESTS)
+test: all $(TESTS) $(B)/tests/test_bench
 	@tests/run.sh $(B)
 
-# Three fibd behind HAProxy on loopback, one killed under load, and the
-# Kubernetes manifest checked offline (tests/scaleout.sh, about 15 s).
+# bench's unit tests (Python, standard library): a job of tests/run.sh
+$(B)/tests/test_bench: bench/tests/run.py
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec python3 %s/bench/tests/run.py "$$@"\n' '$(CURDIR)' >$@
+	chmod +x $@
+
+# Three fibd behind HAProxy on loopback: one killed under load, then each
+# stopped with --drain and restarted in turn with no request lost; and the
+# Kubernetes manifest checked offline (tests/scaleout.sh, about 30 s).
 scaleout-test: all
 	@FIBD_DEPS_EXTRA="haproxy python3 python3-yaml" scripts/deps
 	@tests/scaleout.sh $(B)
@@ -156,6 +168,45 @@ fuzz: build/fuzz/fuzz_proto
 		$(if $(filter-out 1,$(FUZZ_JOBS)),-fork=$(FUZZ_JOBS)) \
 		-print_final_stats=1 -artifact_prefix=build/fuzz/ \
 		build/fuzz/corpus fuzz/corpus
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the three programs,
+# their man pages, the docs, and the systemd unit with ExecStart (and its
+# Documentation=) pointing under PREFIX. tests/install.sh checks it.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/fibd
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
+INST_PROGS := fibd fib fibload
+INST_MANS  := $(wildcard man/*.1)
+INST_DOCS  := README.md $(wildcard docs/*.md)
+
+install: $(addprefix $(B)/,$(INST_PROGS))
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $^ $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 644 $(INST_MANS) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 644 $(INST_DOCS) $(DESTDIR)$(DOCDIR)
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	    -e 's|/usr/local/share/doc/fibd/|$(DOCDIR)/|g' \
+		contrib/fibd.service > $(DESTDIR)$(UNITDIR)/fibd.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/fibd.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/fibd.service.tmp $(DESTDIR)$(UNITDIR)/fibd.service
+
+# A staged install checked: files, man page lint, systemd-analyze verify
+# (tests/install.sh, a few seconds). Not in make test: it runs make install
+# itself and needs tools only this check uses.
+install-test: $(addprefix $(B)/,$(INST_PROGS))
+	@FIBD_DEPS_EXTRA="man-db mandoc systemd" scripts/deps
+	@tests/install.sh
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INST_PROGS)) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(INST_MANS))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INST_DOCS))) \
+		$(DESTDIR)$(UNITDIR)/fibd.service
+	-rmdir $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

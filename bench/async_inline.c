@@ -1,8 +1,8 @@
 /*
  * async_inline - where the async model's inline threshold comes from.
  *
- * The async loop may compute a request itself or hand it to the worker pool.
- * The pool costs the loop a submit (lock + futex wake), an eventfd wake-up
+ * An async task may compute a request itself or hand it to the worker pool.
+ * The pool costs the loop a submit (lock + futex wake), a pipe wake-up
  * through epoll and a reap, and costs the request a cross-core hand-off both
  * ways. A request is worth computing inline when computing it costs less than
  * that. This program measures both sides and prints one line per result:
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../src/core/proto.h"
 #include "../src/core/tpool.h"
@@ -58,23 +59,30 @@ static void noop(struct tpool_job *job)
 static void roundtrip(unsigned workers, unsigned rounds)
 {
 	struct tpool *p = tpool_create(workers);
+	struct tpool_cq *q = tpool_cq_create();
 	struct epoll_event ev = {.events = EPOLLIN};
-	struct tpool_job job = {.run = noop};
+	struct tpool_job job = {.run = noop, .cq = q};
 	int ep = epoll_create1(0);
 	uint64_t w0, c0;
 
-	epoll_ctl(ep, EPOLL_CTL_ADD, tpool_eventfd(p), &ev);
+	if (!p || !q || ep < 0) {
+		perror("async_inline");
+		exit(1);
+	}
+	epoll_ctl(ep, EPOLL_CTL_ADD, tpool_cq_fd(q), &ev);
 	w0 = now_ns(CLOCK_MONOTONIC);
 	c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
 	for (unsigned i = 0; i < rounds; i++) {
 		tpool_submit(p, &job);
-		while (!tpool_reap(p))
+		while (!tpool_cq_reap(q))
 			epoll_wait(ep, &ev, 1, -1);
 	}
 	printf("pool_roundtrip workers=%u wall_ns=%.0f loop_cpu_ns=%.0f\n",
 	       workers, (double)(now_ns(CLOCK_MONOTONIC) - w0) / rounds,
 	       (double)(now_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / rounds);
 	tpool_destroy(p);
+	tpool_cq_destroy(q);
+	close(ep);
 }
 
 int main(int argc, char **argv)

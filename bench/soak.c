@@ -541,6 +541,8 @@ static int soak_list_models(const char *fibd, char names[][32], int max)
 	p = popen(cmd, "r");
 	if (!p)
 		return 0;
+	if (!fgets(line, sizeof(line), p)) /* the table's header */
+		line[0] = '\0';
 	while (n < max && fgets(line, sizeof(line), p))
 		if (sscanf(line, "%31s", names[n]) == 1)
 			n++;

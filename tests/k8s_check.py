@@ -3,12 +3,20 @@
 YAML parses, the kinds and apiVersions are the ones Kubernetes serves,
 the required fields are there with the right types, the names and labels
 tie together (selector, template, Service, named port), the probes hit
-GET /healthz on the port fibd listens on, and the hardening is in place.
+GET /healthz on the port fibd listens on, the drain is wired (fibd
+--drain SECS; readiness notices it within SECS, liveness does not take a
+draining pod for dead, and the grace period outlasts it), and the
+hardening is in place.
 
-  k8s_check.py FILE     prints a line per failed check; exit 0 when none
+  k8s_check.py FILE            prints a line per failed check; exit 0
+                               when none
+  k8s_check.py --mutants FILE  FILE must pass, and each copy of it with
+                               one thing broken (the drain unwired, ...)
+                               must fail; exit 0 when so
 
 Needs python3-yaml (Debian).
 """
+import copy
 import re
 import sys
 
@@ -135,6 +143,42 @@ def check_container(c, pod_sc):
     return ports
 
 
+def probe_window(p):
+    """Seconds of failed checks before a probe acts (Kubernetes' defaults
+    where a field is left out)."""
+    return p.get("periodSeconds", 10) * p.get("failureThreshold", 3)
+
+
+def check_drain(pod, c):
+    """fibd --drain SECS: on SIGTERM it serves SECS more with /healthz at
+    503. The readiness probe must see that within SECS (the Service stops
+    sending it traffic before it stops serving), the liveness probe must
+    not (a draining pod is not dead), and the grace period must let the
+    drain end and the last requests be answered before SIGKILL."""
+    args = [str(a) for a in c.get("args") or []]
+    if not check("--drain" in args[:-1], "args: no --drain SECS"):
+        return
+    try:
+        drain = float(args[args.index("--drain") + 1])
+    except ValueError:
+        drain = 0
+    if not check(drain > 0, "args: --drain must be a positive number"):
+        return
+    ready, live = c.get("readinessProbe"), c.get("livenessProbe")
+    if isinstance(ready, dict):
+        check(probe_window(ready) < drain,
+              "readinessProbe: %ds of failures to notice a %gs drain; "
+              "want less" % (probe_window(ready), drain))
+    if isinstance(live, dict):
+        check(probe_window(live) > drain,
+              "livenessProbe: a %gs drain would restart the pod as dead"
+              % drain)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    check(isinstance(grace, int) and grace > drain,
+          "terminationGracePeriodSeconds %r: not above --drain %g"
+          % (grace, drain))
+
+
 def check_deployment(d):
     check_meta(d, "Deployment")
     spec = d.get("spec") or {}
@@ -150,7 +194,9 @@ def check_deployment(d):
     if not check(isinstance(cs, list) and len(cs) == 1,
                  "Deployment: want one container"):
         return labels, {}
-    return labels, check_container(cs[0], pod.get("securityContext") or {})
+    ports = check_container(cs[0], pod.get("securityContext") or {})
+    check_drain(pod, cs[0])
+    return labels, ports
 
 
 def check_service(s, labels, ports):
@@ -174,13 +220,9 @@ def check_service(s, labels, ports):
         check(p.get("protocol", "TCP") == "TCP", "Service: not TCP")
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        try:
-            docs = [d for d in yaml.safe_load_all(f) if d is not None]
-        except yaml.YAMLError as e:
-            print("FAIL: not YAML: %s" % e)
-            return 1
+def check_docs(docs):
+    """Runs every check on the parsed documents; the failures."""
+    failures.clear()
     kinds = {(d.get("apiVersion"), d.get("kind")): d for d in docs}
     check(len(kinds) == len(docs) == 2,
           "want one Deployment and one Service, got %s" % sorted(kinds))
@@ -190,9 +232,79 @@ def main():
         labels, ports = check_deployment(dep)
         if check(svc is not None, "no Service of apiVersion v1"):
             check_service(svc, labels, ports)
+    return list(failures)
+
+
+def container(docs):
+    return next(d for d in docs if d.get("kind") == "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]
+
+
+def pod(docs):
+    return next(d for d in docs if d.get("kind") == "Deployment")[
+        "spec"]["template"]["spec"]
+
+
+def drop_drain(docs):
+    args = container(docs)["args"]
+    i = args.index("--drain")
+    del args[i:i + 2]
+
+
+def set_arg(docs, name, value):
+    args = container(docs)["args"]
+    args[args.index(name) + 1] = value
+
+
+# Each breaks one thing the checks above must catch.
+MUTANTS = {
+    "no --drain": drop_drain,
+    "--drain 0": lambda d: set_arg(d, "--drain", "0"),
+    "grace period under the drain":
+        lambda d: pod(d).update(terminationGracePeriodSeconds=2),
+    "readiness too slow for the drain":
+        lambda d: container(d)["readinessProbe"].update(periodSeconds=30),
+    "readiness on another path":
+        lambda d: container(d)["readinessProbe"]["httpGet"].update(
+            path="/"),
+    "liveness kills a draining pod":
+        lambda d: container(d)["livenessProbe"].update(
+            periodSeconds=1, failureThreshold=1),
+    "listening on loopback":
+        lambda d: set_arg(d, "--listen", "127.0.0.1:25000"),
+}
+
+
+def run_mutants(docs):
+    bad = check_docs(docs)
+    for f in bad:
+        print("FAIL: the file itself:", f)
+    missed = 0
+    for name, mutate in MUTANTS.items():
+        m = copy.deepcopy(docs)
+        mutate(m)
+        if not check_docs(m):
+            print("FAIL: not caught: %s" % name)
+            missed += 1
+    print("k8s_check: %d mutants, %d not caught" % (len(MUTANTS), missed))
+    return 1 if bad or missed else 0
+
+
+def main():
+    mutants = sys.argv[1] == "--mutants"
+    path = sys.argv[-1]
+    with open(path) as f:
+        try:
+            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+        except yaml.YAMLError as e:
+            print("FAIL: not YAML: %s" % e)
+            return 1
+    if mutants:
+        return run_mutants(docs)
+    check_docs(docs)
     for f in failures:
         print("FAIL:", f)
-    print("k8s_check: %s: %s" % (sys.argv[1],
+    print("k8s_check: %s: %s" % (path,
                                  "%d problems" % len(failures)
                                  if failures else "ok"))
     return 1 if failures else 0

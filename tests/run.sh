@@ -61,10 +61,10 @@ if [ $# -eq 0 ]; then
 	done
 fi
 
-# The models this run covers, one per line.
+# The models this run covers, one per line (the table's first line is its header).
 models=$("$B/fibd" --list-models | awk -v only="${FIBD_MODELS:-}" '
 	BEGIN { n = split(only, m, ","); for (i = 1; i <= n; i++) want[m[i]] = 1 }
-	n == 0 || ($1 in want) { print $1 }')
+	NR > 1 && (n == 0 || ($1 in want)) { print $1 }')
 
 is_per_model() {
 	case " $PER_MODEL " in *" $1 "*) return 0 ;; esac

@@ -2,8 +2,9 @@
 """The client side of tests/scaleout.sh: talks to fibd through HAProxy,
 checks every reply, and reads HAProxy's admin socket.
 
-  scaleout_client.py wait SOCK BACKEND STATUS SERVER... [--timeout S]
-      wait until each SERVER of BACKEND has STATUS (UP or DOWN)
+  scaleout_client.py wait SOCK BACKEND[,BACKEND...] STATUS SERVER...
+                     [--timeout S]
+      wait until each SERVER of each BACKEND has STATUS (UP or DOWN)
   scaleout_client.py stot SOCK BACKEND
       print "SERVER STATUS TOTAL_SESSIONS" per server
   scaleout_client.py kill --mode tcp|http --lb HOST:PORT --sock SOCK
@@ -11,6 +12,19 @@ checks every reply, and reads HAProxy's admin socket.
       load through the balancer, SIGKILL PID (the process behind S, on
       addr) under it, and time every failure against the moments it died
       (its listener refuses) and HAProxy marked S DOWN
+  scaleout_client.py roll --tcp HOST:PORT --http HOST:PORT --stop-file F
+      load through both of the balancer's frontends at once until F
+      exists, while the caller stops and restarts each instance in turn
+      (fibd --drain); then report, and fail on any failed request. A
+      request on a reused TCP connection that the server closed before any
+      byte of its reply is sent again once, on a new connection, as HTTP
+      clients do (a fib request is idempotent, and fibd answers every
+      request it read before it closes): counted as resent, not failed
+  scaleout_client.py drain SOCK BACKEND[,BACKEND...] SERVER PID HOST:PORT
+                     [--timeout S]
+      SIGTERM PID (the fibd behind SERVER, on HOST:PORT, started with
+      --drain) and exit 0 when every BACKEND marks SERVER DOWN while PID
+      still runs and still answers "10" with "55" on HOST:PORT
   scaleout_client.py ports N
       print N free loopback ports
   scaleout_client.py http-probe HOST:PORT
@@ -66,18 +80,19 @@ def status_of(rows, backend, server):
 
 def cmd_wait(a):
     deadline = time.monotonic() + a.timeout
+    want = [(b, s) for b in a.backend.split(",") for s in a.servers]
     while time.monotonic() < deadline:
         try:
             rows = show_stat(a.sock)
         except OSError:  # HAProxy is still starting
             time.sleep(0.05)
             continue
-        if all(status_of(rows, a.backend, s) == a.status for s in a.servers):
+        if all(status_of(rows, b, s) == a.status for b, s in want):
             return 0
         time.sleep(0.05)
     rows = show_stat(a.sock)
     print("timed out: " + ", ".join(
-        "%s %s" % (s, status_of(rows, a.backend, s)) for s in a.servers))
+        "%s/%s %s" % (b, s, status_of(rows, b, s)) for b, s in want))
     return 1
 
 
@@ -98,6 +113,8 @@ class Conn:
         self.opened = time.monotonic()  # when connect() was called
         self.sock = socket.create_connection(addr, timeout=timeout)
         self.buf = b""
+        self.answered = 0  # requests answered on this connection
+        self.got = 0  # bytes of the current request's reply received
 
     def close(self):
         self.sock.close()
@@ -106,7 +123,19 @@ class Conn:
         chunk = self.sock.recv(65536)
         if not chunk:
             raise EOFError("connection closed")
+        self.got += len(chunk)
         self.buf += chunk
+
+    def closed_unanswered(self):
+        """True when the server closed this reused connection before any
+        byte of the current request's reply: it never read the request."""
+        return self.answered > 0 and self.got == 0 and not self.buf
+
+    def ask(self, n, close=False):
+        self.got = 0
+        got = self._ask(n, close)
+        self.answered += 1
+        return got
 
     def _line(self):
         while b"\n" not in self.buf:
@@ -114,7 +143,7 @@ class Conn:
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r")
 
-    def ask(self, n, close=False):
+    def _ask(self, n, close=False):
         """fib(n) as the server says it, as text."""
         if self.mode == "tcp":
             self.sock.sendall(b"%d\n" % n)
@@ -146,12 +175,13 @@ class Conn:
 class Load:
     """Client threads that record every request's outcome."""
 
-    def __init__(self, a):
+    def __init__(self, a, resend=False):
         self.a = a
         self.addr = parse_addr(a.lb)
+        self.resend = resend  # see "roll" in the module's doc
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.ok = {"persistent": 0, "fresh": 0}
+        self.ok = {"persistent": 0, "fresh": 0, "resent": 0}
         # (time, kind, worker, why, when its connection was opened)
         self.failures = []
 
@@ -167,10 +197,19 @@ class Load:
 
     def one(self, conn, kind, worker, rng, close=False):
         n = rng.choice(list(FIBS))
-        got = conn.ask(n, close)
+        try:
+            got = conn.ask(n, close)
+        except (OSError, EOFError) as e:
+            if not (self.resend and conn.closed_unanswered()):
+                raise
+            conn.close()
+            conn = Conn(self.addr, self.a.mode, 5)
+            got = conn.ask(n, close)
+            self.count("resent")
         if got != str(FIBS[n]):
             raise ValueError("fib(%d): got %r" % (n, got))
         self.count(kind)
+        return conn
 
     def persistent(self, worker):
         """One connection for as long as it lasts; a new one after a
@@ -181,7 +220,7 @@ class Load:
             try:
                 if conn is None:
                     conn = Conn(self.addr, self.a.mode, 5)
-                self.one(conn, "persistent", worker, rng)
+                conn = self.one(conn, "persistent", worker, rng)
             except (OSError, EOFError, ValueError, IndexError) as e:
                 self.fail("persistent", worker, repr(e), conn)
                 if conn:
@@ -315,6 +354,75 @@ def report(a, load, kill_times, t_down, history):
     return 1 if bad else 0
 
 
+def cmd_roll(a):
+    """Loads both frontends until a.stop_file exists (or a.timeout), then
+    reports per mode; any failure fails."""
+    loads = []
+    for mode, lb in (("tcp", a.tcp), ("http", a.http)):
+        load = Load(argparse.Namespace(mode=mode, lb=lb), resend=True)
+        load.threads = [threading.Thread(target=load.persistent, args=(i,))
+                        for i in range(a.persistent)]
+        load.threads += [threading.Thread(target=load.fresh, args=(i,))
+                         for i in range(a.fresh)]
+        loads.append(load)
+        for t in load.threads:
+            t.daemon = True
+            t.start()
+    deadline = time.monotonic() + a.timeout
+    while not os.path.exists(a.stop_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    bad = 0
+    for load in loads:
+        load.stop.set()
+        for t in load.threads:
+            t.join(10)
+        f = load.failures
+        print(json.dumps({"mode": load.a.mode, "ok": load.ok,
+                          "failures": len(f),
+                          "first_failures": [(x[1], x[3]) for x in f[:5]]}))
+        if f or not load.ok["persistent"] or not load.ok["fresh"]:
+            bad = 1
+    if not os.path.exists(a.stop_file):
+        print("FAIL: not stopped within %g s" % a.timeout)
+        bad = 1
+    return bad
+
+
+def running(pid):
+    """pid exists and has not exited (a zombie has)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmd_drain(a):
+    """Timed from here, not from the caller: no interpreter start-up
+    between the signal and the checks."""
+    a.status, a.servers = "DOWN", [a.server]
+    os.kill(a.pid, signal.SIGTERM)
+    t0 = time.monotonic()
+    if cmd_wait(a):
+        return 1
+    down = time.monotonic() - t0
+    if not running(a.pid):
+        print("exited before both backends marked it DOWN (%.2f s)" % down)
+        return 1
+    try:
+        c = Conn(parse_addr(a.addr), "tcp", 2)
+        got = c.ask(10)
+        c.close()
+    except (OSError, EOFError, ValueError) as e:
+        got = repr(e)
+    if got != "55":
+        print("DOWN after %.2f s, but fib(10) on %s got %s" % (
+            down, a.addr, got))
+        return 1
+    print("DOWN after %.2f s, still serving" % down)
+    return 0
+
+
 def cmd_ports(a):
     """a.count free loopback ports (held together, so all distinct)."""
     socks = []
@@ -376,13 +484,28 @@ def main():
     k.add_argument("--before", type=float, default=1.0)
     k.add_argument("--after", type=float, default=1.5)
     k.add_argument("--timeout", type=float, default=10)
+    r = sub.add_parser("roll")
+    r.add_argument("--tcp", required=True)
+    r.add_argument("--http", required=True)
+    r.add_argument("--stop-file", required=True)
+    r.add_argument("--persistent", type=int, default=3)
+    r.add_argument("--fresh", type=int, default=1)
+    r.add_argument("--timeout", type=float, default=60)
+    d = sub.add_parser("drain")
+    d.add_argument("sock")
+    d.add_argument("backend")
+    d.add_argument("server")
+    d.add_argument("pid", type=int)
+    d.add_argument("addr")
+    d.add_argument("--timeout", type=float, default=5)
     n = sub.add_parser("ports")
     n.add_argument("count", type=int)
     h = sub.add_parser("http-probe")
     h.add_argument("addr")
     a = p.parse_args()
     return {"wait": cmd_wait, "stot": cmd_stot, "kill": cmd_kill,
-            "ports": cmd_ports, "http-probe": cmd_http_probe}[a.cmd](a)
+            "ports": cmd_ports, "http-probe": cmd_http_probe,
+            "roll": cmd_roll, "drain": cmd_drain}[a.cmd](a)
 
 
 if __name__ == "__main__":

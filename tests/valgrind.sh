@@ -16,7 +16,8 @@
 # --with-valgrind, and its objects alive at exit would drown the "definitely
 # lost" count we assert. test_pyengine checks the engine's memory instead.
 #
-# Usage: tests/valgrind.sh [BUILD_DIR] [MODELS]   (default: build, all but uring)
+# Usage: tests/valgrind.sh [BUILD_DIR] [MODELS]
+#   (default: build, every model but those on io_uring)
 # Ends with "valgrind: N passed, M failed"; exits non-zero on a failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -24,12 +25,16 @@ B=${1:-build}
 FIBD_DEPS_EXTRA=valgrind scripts/deps || exit 1
 [ "$B" != build ] || make -s -j2 build/fibd || exit 1
 MODELS=${2:-${FIBD_MODELS:-}}
-# uring is left out: memcheck cannot see the kernel fill io_uring's provided
-# buffers, so every byte received looks uninitialised (a false report on
-# each request), and the run stalls. ASan, which does not track
-# initialisation, covers uring instead.
-[ -n "$MODELS" ] ||
-	MODELS=$("$B/fibd" --list-models | awk '$1 != "uring" {print $1}')
+# One line per model from fibd's own registry: NAME MAX_WORKERS IO_URING.
+PROPS=$("$B/fibd" --list-models --json | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    print(m["name"], m["max_workers"], int(m["uses_io_uring"]))') || exit 1
+# Models on io_uring (uses_io_uring) are left out: memcheck cannot see the
+# kernel fill io_uring's provided buffers, so every byte received looks
+# uninitialised (a false report on each request), and the run stalls. ASan,
+# which does not track initialisation, covers them instead.
+[ -n "$MODELS" ] || MODELS=$(echo "$PROPS" | awk '$3 == 0 {print $1}')
 MODELS=${MODELS//,/ }
 BIG_LEN=20900 # fib(100000): 20899 digits and '\n'
 passed=0 failed=0 dir="" why=""
@@ -140,13 +145,17 @@ check_logs() {
 }
 
 run_model() {
-	local m=$1 pid port rc
+	local m=$1 pid port rc workers=()
 	dir=$(mktemp -d /tmp/fibd-valgrind-XXXXXX)
 	why=""
+	# Two workers where the model has them: --workers is an error elsewhere.
+	[ "$(echo "$PROPS" | awk -v m="$m" '$1 == m {print $2}')" != 0 ] &&
+		workers=(--workers 2)
 	valgrind --leak-check=full --errors-for-leak-kinds=definite \
 		--error-exitcode=99 --trace-children=yes \
 		--log-file="$dir/vg.%p.log" "$B/fibd" --model "$m" \
-		--listen 127.0.0.1:0 --workers 2 --algo fast 2>"$dir/stderr" &
+		--listen 127.0.0.1:0 "${workers[@]}" --algo fast \
+		2>"$dir/stderr" &
 	pid=$!
 	if port=$(wait_port); then
 		talk_requests "$port"

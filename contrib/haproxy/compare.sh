@@ -49,7 +49,7 @@ run() {
 	local cpu0 cpu1
 	cpu0=$(server_ticks)
 	for i in $(seq "$CLIENTS"); do
-		"$B/fibload" -p "$2" -c "$CONNS" --n "$3" -d "$SECS" \
+		"$B/fibload" --port "$2" --conns "$CONNS" --n "$3" --duration "$SECS" \
 			--hist-out "$tmp/$1.$i.hist" >/dev/null &
 		loads="$loads $!"
 		files="$files $tmp/$1.$i.hist"
@@ -79,7 +79,7 @@ server_ticks() {
 	echo $t
 }
 
-echo "# $CLIENTS fibload x -c $CONNS, -d $SECS, model $MODEL;" \
+echo "# $CLIENTS fibload x --conns $CONNS --duration $SECS, model $MODEL;" \
 	"direct = one fibd, haproxy = 3 fibd behind HAProxy (TCP mode)"
 echo "# name workload merged_rps p99_us errors server_cpu_us_per_request"
 for n in $NS; do

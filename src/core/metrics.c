@@ -1,14 +1,20 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "procstat.h"
 
 #define METRICS_LINE_SIZE 64
+/* Forked processes (many's children) with gauges of their own. */
+#define METRICS_PROCS 256
 
 /*
  * One thread's counters (or a few threads', past METRICS_SHARDS). Aligned
@@ -28,14 +34,31 @@ struct metrics_shard {
 	atomic_ullong conns_rejected;
 };
 
+/*
+ * The gauges of one forked process. A process killed with connections open
+ * never takes its +1s back; kept apart from the shards (which processes
+ * share round robin), they are dropped whole when its parent reaps it
+ * (metrics_process_gone()). Its counters stay in the shards: what it
+ * served, it served.
+ */
+struct metrics_proc {
+	_Alignas(METRICS_LINE_SIZE) atomic_int pid; /* 0: a free slot */
+	atomic_ullong in_flight;
+	atomic_ullong conns_open;
+};
+
 struct metrics_region {
 	atomic_uint next; /* the next shard handed out, round robin */
 	struct metrics_shard shards[METRICS_SHARDS];
+	struct metrics_proc procs[METRICS_PROCS];
 };
 
 static struct metrics_region metrics_private;
 static struct metrics_region *metrics = &metrics_private;
 static _Thread_local struct metrics_shard *metrics_mine;
+/* Set in a child forked after metrics_init(): its gauges go to a slot. */
+static atomic_bool metrics_forked;
+static _Atomic(struct metrics_proc *) metrics_proc_mine;
 
 /* The status codes fibd sends, in the order of the codes[] counters. */
 static const int metrics_code_list[METRICS_CODES] = {
@@ -73,6 +96,36 @@ static const char *const metrics_proto_name[METRICS_PROTOS] = {
     [METRICS_HTTP] = "http",
 };
 
+static void metrics_after_fork(void)
+{
+	atomic_store(&metrics_forked, true);
+	atomic_store(&metrics_proc_mine, NULL);
+}
+
+/*
+ * A forked process's gauge slot, claimed the first time it moves a gauge;
+ * NULL in the process that called metrics_init() (its gauges stay in the
+ * shards, where its threads do not contend) or when every slot is taken.
+ */
+static struct metrics_proc *metrics_proc(void)
+{
+	struct metrics_proc *p = atomic_load(&metrics_proc_mine);
+	int free_pid;
+
+	if (p || !atomic_load_explicit(&metrics_forked, memory_order_relaxed))
+		return p;
+	for (unsigned i = 0; i < METRICS_PROCS; i++) {
+		free_pid = 0;
+		p = &metrics->procs[i];
+		if (atomic_compare_exchange_strong(&p->pid, &free_pid,
+						   (int)getpid())) {
+			atomic_store(&metrics_proc_mine, p);
+			return p;
+		}
+	}
+	return NULL;
+}
+
 int metrics_init(void)
 {
 	struct metrics_region *r;
@@ -83,7 +136,21 @@ int metrics_init(void)
 		return -errno;
 	/* Fresh anonymous pages are zero: every counter starts at 0. */
 	metrics = r;
-	return 0;
+	return -pthread_atfork(NULL, NULL, metrics_after_fork);
+}
+
+void metrics_process_gone(pid_t pid)
+{
+	struct metrics_proc *p;
+
+	for (unsigned i = 0; i < METRICS_PROCS && pid > 0; i++) {
+		p = &metrics->procs[i];
+		if (atomic_load(&p->pid) != pid)
+			continue;
+		atomic_store(&p->in_flight, 0);
+		atomic_store(&p->conns_open, 0);
+		atomic_store(&p->pid, 0);
+	}
 }
 
 uint64_t metrics_now_ns(void)
@@ -177,9 +244,24 @@ void metrics_batch_flush(struct metrics_batch *b)
 	*b = (struct metrics_batch)METRICS_BATCH_INIT;
 }
 
+/* The in-flight and open-connections gauges: this process's slot or shard. */
+static atomic_ullong *metrics_in_flight(void)
+{
+	struct metrics_proc *p = metrics_proc();
+
+	return p ? &p->in_flight : &metrics_shard()->in_flight;
+}
+
+static atomic_ullong *metrics_conns_open(void)
+{
+	struct metrics_proc *p = metrics_proc();
+
+	return p ? &p->conns_open : &metrics_shard()->conns_open;
+}
+
 uint64_t metrics_job_begin(void)
 {
-	metrics_gauge(&metrics_shard()->in_flight, 1);
+	metrics_gauge(metrics_in_flight(), 1);
 	return metrics_now_ns();
 }
 
@@ -189,7 +271,7 @@ void metrics_job_end(enum metrics_proto p, enum proto_status result,
 	struct metrics_shard *s = metrics_shard();
 	uint64_t d = metrics_now_ns() - t0;
 
-	metrics_gauge(&s->in_flight, -1);
+	metrics_gauge(metrics_in_flight(), -1);
 	metrics_add(&s->requests[p][result], 1);
 	metrics_add(&s->buckets[metrics_bucket(d)], 1);
 	metrics_add(&s->latency_ns, d);
@@ -197,25 +279,23 @@ void metrics_job_end(enum metrics_proto p, enum proto_status result,
 
 void metrics_compute_begin(void)
 {
-	metrics_gauge(&metrics_shard()->in_flight, 1);
+	metrics_gauge(metrics_in_flight(), 1);
 }
 
 void metrics_compute_end(void)
 {
-	metrics_gauge(&metrics_shard()->in_flight, -1);
+	metrics_gauge(metrics_in_flight(), -1);
 }
 
 void metrics_conn_open(void)
 {
-	struct metrics_shard *s = metrics_shard();
-
-	metrics_gauge(&s->conns_open, 1);
-	metrics_add(&s->conns_total, 1);
+	metrics_gauge(metrics_conns_open(), 1);
+	metrics_add(&metrics_shard()->conns_total, 1);
 }
 
 void metrics_conn_close(void)
 {
-	metrics_gauge(&metrics_shard()->conns_open, -1);
+	metrics_gauge(metrics_conns_open(), -1);
 }
 
 void metrics_conn_rejected(void)
@@ -236,15 +316,33 @@ static uint64_t metrics_sum(size_t off)
 	return v;
 }
 
-/* A gauge's sum; a stale per-shard view never shows below zero. */
-static uint64_t metrics_sum_gauge(size_t off)
+/* The sum over the process slots of the gauge at byte offset off in one. */
+static uint64_t metrics_sum_procs(size_t off)
 {
-	int64_t v = (int64_t)metrics_sum(off);
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < METRICS_PROCS; i++) {
+		char *p = (char *)&metrics->procs[i];
+		v += atomic_load_explicit((atomic_ullong *)(p + off),
+					  memory_order_relaxed);
+	}
+	return v;
+}
+
+/*
+ * A gauge's sum over the shards (at shard_off) and the process slots (at
+ * proc_off); a stale per-shard view never shows below zero.
+ */
+static uint64_t metrics_sum_gauge(size_t shard_off, size_t proc_off)
+{
+	int64_t v =
+	    (int64_t)(metrics_sum(shard_off) + metrics_sum_procs(proc_off));
 
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
-#define METRICS_OFF(field) offsetof(struct metrics_shard, field)
+#define METRICS_OFF(field)	offsetof(struct metrics_shard, field)
+#define METRICS_PROC_OFF(field) offsetof(struct metrics_proc, field)
 
 uint64_t metrics_requests(enum metrics_proto p, enum proto_status result)
 {
@@ -332,6 +430,34 @@ static void metrics_render_one(struct metrics_out *o, const char *name,
 	metrics_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/*
+ * The standard process metrics of the Prometheus clients, for the process
+ * that answers the scrape (with many: one child). Left out without /proc.
+ */
+static void metrics_render_process(struct metrics_out *o)
+{
+	struct procstat ps;
+
+	if (procstat_read(&ps) < 0)
+		return;
+	metrics_family(o, "process_cpu_seconds_total", "counter",
+		       "Total user and system CPU time spent in seconds.");
+	metrics_printf(o, "process_cpu_seconds_total %.2f\n", ps.cpu_seconds);
+	metrics_render_one(o, "process_resident_memory_bytes", "gauge",
+			   "Resident memory size in bytes.", ps.resident_bytes);
+	metrics_render_one(o, "process_virtual_memory_bytes", "gauge",
+			   "Virtual memory size in bytes.", ps.virtual_bytes);
+	metrics_render_one(o, "process_open_fds", "gauge",
+			   "Number of open file descriptors.", ps.open_fds);
+	metrics_render_one(o, "process_max_fds", "gauge",
+			   "Maximum number of open file descriptors.",
+			   ps.max_fds);
+	metrics_family(o, "process_start_time_seconds", "gauge",
+		       "Start time of the process since unix epoch in "
+		       "seconds.");
+	metrics_printf(o, "process_start_time_seconds %.2f\n", ps.start_time);
+}
+
 int metrics_render(char *buf, size_t cap)
 {
 	struct metrics_out o = {.buf = buf, .cap = cap};
@@ -340,10 +466,12 @@ int metrics_render(char *buf, size_t cap)
 	metrics_render_one(&o, "fibd_requests_in_flight", "gauge",
 			   "fib requests being computed or queued for a "
 			   "worker.",
-			   metrics_sum_gauge(METRICS_OFF(in_flight)));
+			   metrics_sum_gauge(METRICS_OFF(in_flight),
+					     METRICS_PROC_OFF(in_flight)));
 	metrics_render_one(&o, "fibd_connections_open", "gauge",
 			   "Client connections being served.",
-			   metrics_sum_gauge(METRICS_OFF(conns_open)));
+			   metrics_sum_gauge(METRICS_OFF(conns_open),
+					     METRICS_PROC_OFF(conns_open)));
 	metrics_render_one(&o, "fibd_connections_total", "counter",
 			   "Client connections served since the start.",
 			   metrics_sum(METRICS_OFF(conns_total)));
@@ -352,5 +480,6 @@ int metrics_render(char *buf, size_t cap)
 			   "memory.",
 			   metrics_sum(METRICS_OFF(conns_rejected)));
 	metrics_render_latency(&o);
+	metrics_render_process(&o);
 	return o.full ? -ENOSPC : (int)o.len;
 }

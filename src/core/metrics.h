@@ -28,7 +28,14 @@
  * of them: metrics_init() puts the shards in a MAP_SHARED mapping before
  * the first fork, so every process adds to, and every scrape reads, the
  * whole server's counters. Without metrics_init() (unit tests) the shards
- * are private static memory.
+ * are private static memory. A child's gauges (connections open, requests
+ * in flight) live in a slot of its own in that mapping, which its parent
+ * drops when the child dies (metrics_process_gone()): a child killed with
+ * connections open does not leave them counted for ever.
+ *
+ * The process metrics (process_cpu_seconds_total, _resident_memory_bytes,
+ * _open_fds, _start_time_seconds...; src/core/procstat.h) are read from
+ * /proc at each scrape, for the process that answers it.
  *
  * Latency in a batch. Every request of one pipelined batch is timed from the
  * batch's first request to its flush: the blocking loop writes the batch's
@@ -42,6 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto.h"
 
@@ -86,6 +94,12 @@ struct metrics_batch {
  * (the counters then stay private to each process).
  */
 int metrics_init(void);
+
+/*
+ * Child pid, forked after metrics_init(), is dead and reaped: drops its
+ * gauges (its connections closed with it). Call before pid can be reused.
+ */
+void metrics_process_gone(pid_t pid);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t metrics_now_ns(void);

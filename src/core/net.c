@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -144,18 +143,6 @@ int net_nodelay(int fd)
 	int one = 1;
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		return -errno;
-	return 0;
-}
-
-int net_set_nonblock(int fd, int on)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0)
-		return -errno;
-	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
-	if (fcntl(fd, F_SETFL, fl) < 0)
 		return -errno;
 	return 0;
 }

@@ -40,9 +40,6 @@ int net_connect(const char *host, uint16_t port);
 /* TCP_NODELAY on a connection: replies go out at once. Returns 0 or -errno. */
 int net_nodelay(int fd);
 
-/* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
-int net_set_nonblock(int fd, int on);
-
 /* Writes all of buf, retrying on EINTR and short writes. 0 or -errno. */
 int net_write_all(int fd, const void *buf, size_t len);
 

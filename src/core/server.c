@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "stop.h"
+
+/* Bases server_pick_ports() tries before it gives up. */
+#define SERVER_PICK_TRIES 64
 
 void server_cfg_default(struct server_cfg *cfg)
 {
@@ -37,12 +41,60 @@ unsigned server_workers(const struct server_cfg *cfg)
 void server_announce(const struct server_cfg *cfg, int port)
 {
 	int v6 = strchr(cfg->host, ':') != NULL;
-
 	bool py = cfg->limits.engine == FIB_ENGINE_PYTHON;
+	bool rd = cfg->limits.framing == PROTO_FRAMING_READ;
 
-	log_msg("listening on %s%s%s:%d (model %s, algo %s%s)", v6 ? "[" : "",
-		cfg->host, v6 ? "]" : "", port, cfg->model_name,
-		fib_algo_name(cfg->limits.algo), py ? ", engine python" : "");
+	log_msg("listening on %s%s%s:%d (model %s, algo %s, framing %s%s)",
+		v6 ? "[" : "", cfg->host, v6 ? "]" : "", port, cfg->model_name,
+		fib_algo_name(cfg->limits.algo), rd ? "read" : "line",
+		py ? ", engine python" : "");
+}
+
+/*
+ * Listens on P+1..P+n-1 after P, the port of *fds, as the model will: a
+ * bind alone can succeed where the model's listen() would not. Returns 0,
+ * or -EADDRINUSE when one is taken or past 65535 (then P is no good), or
+ * another -errno. Leaves every descriptor it opened in fds.
+ */
+static int server_listen_run(const struct server_cfg *cfg, int *fds, unsigned n)
+{
+	int base = net_local_port(fds[0]);
+
+	if (base < 0)
+		return base;
+	if ((unsigned)base + n - 1 > 65535)
+		return -EADDRINUSE;
+	for (unsigned i = 1; i < n; i++) {
+		fds[i] = net_listen(cfg->host, (uint16_t)(base + i), 0, 1);
+		if (fds[i] < 0)
+			return fds[i];
+	}
+	return 0;
+}
+
+int server_pick_ports(const struct server_cfg *cfg, unsigned n)
+{
+	int *fds = calloc(n, sizeof(*fds)), err = -EADDRINUSE, port = 0;
+
+	if (!fds)
+		return -ENOMEM;
+	for (unsigned try = 0; try < SERVER_PICK_TRIES && err == -EADDRINUSE;
+	     try++) {
+		for (unsigned i = 0; i < n; i++)
+			fds[i] = -1;
+		fds[0] = net_listen(cfg->host, 0, 0, 1);
+		err = fds[0] < 0 ? fds[0] : server_listen_run(cfg, fds, n);
+		if (!err)
+			port = net_local_port(fds[0]);
+		for (unsigned i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	free(fds);
+	if (err)
+		log_err(err, "cannot find %u free consecutive ports on %s", n,
+			cfg->host);
+	return err ? err : port;
 }
 
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags)

@@ -25,8 +25,8 @@ struct server_cfg {
 	uint16_t port;		 /* 0: pick a free port */
 	struct proto_limits limits;
 	unsigned workers;   /* threads/processes; 0 = online CPUs */
-	bool ports;	    /* many: one port per worker (P, P+1...) */
-	bool offload;	    /* coro: run fib on a blocking pool */
+	bool ports;	    /* one port per shard (P, P+1...): takes_ports */
+	bool offload;	    /* fib on a blocking pool: takes_offload */
 	unsigned max_conns; /* beyond it: "ERR server busy", close */
 	unsigned
 	    idle_timeout_ms; /* close connections silent this long; 0 = never */
@@ -50,8 +50,9 @@ unsigned server_workers(const struct server_cfg *cfg);
 
 /*
  * Opens a listener on cfg->host:port with net_listen(flags) and announces it
- * on stderr: "fibd: listening on HOST:PORT (model M, algo A)". port 0 picks a
- * free port and the line shows the one picked. Returns the fd or -errno
+ * on stderr: "fibd: listening on HOST:PORT (model M, algo A, framing F)",
+ * plus ", engine python" under --engine python. port 0 picks a free port and
+ * the line shows the one picked. Returns the fd or -errno
  * (after logging why).
  */
 int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
@@ -60,11 +61,21 @@ int server_listen(const struct server_cfg *cfg, uint16_t port, int flags);
  * The non-blocking listener of shard i of a sharded model (one loop or
  * process per shard): PORT+i with --ports, else the shared port with
  * SO_REUSEPORT, where shard 0 resolves port 0 and passes what it got as
- * shared_port to the others. Does not announce. Returns the fd or -errno
- * (after logging why).
+ * shared_port to the others. With --ports, port 0 is resolved beforehand
+ * (fibd: server_pick_ports()). Does not announce. Returns
+ * the fd or -errno (after logging why).
  */
 int server_listen_shard(const struct server_cfg *cfg, unsigned i,
 			uint16_t shared_port);
+
+/*
+ * For --ports with port 0: finds n consecutive ports P..P+n-1 free on
+ * cfg->host by listening on them all (a kernel-picked P, then the rest;
+ * another P when one is taken), and lets them go. Returns P, or -errno (after
+ * logging why). Between this and the model's own binds another process could
+ * take one; the model then fails to listen and says so.
+ */
+int server_pick_ports(const struct server_cfg *cfg, unsigned n);
 
 /* Prints the "listening on" line for port (when the listener is elsewhere). */
 void server_announce(const struct server_cfg *cfg, int port);

@@ -41,8 +41,6 @@ struct tpool {
 	struct tpool_list todo; /* submitted, not yet run */
 	bool stopping;		/* tpool_destroy() was called */
 
-	struct tpool_cq cq; /* for jobs that name no queue */
-
 	unsigned nthreads; /* started */
 	pthread_t threads[];
 };
@@ -170,7 +168,7 @@ static void *tpool_worker(void *arg)
 		if (!job)
 			return NULL; /* stopping, and nothing left to run */
 		job->run(job);
-		tpool_finish(job->cq ? job->cq : &p->cq, job);
+		tpool_finish(job->cq, job);
 		job = tpool_linger(p);
 	}
 }
@@ -239,12 +237,6 @@ struct tpool *tpool_create(unsigned nthreads)
 
 	if (!p)
 		return NULL;
-	err = tpool_cq_init(&p->cq);
-	if (err) {
-		free(p);
-		errno = -err;
-		return NULL;
-	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->more, NULL);
 	for (; p->nthreads < nthreads; p->nthreads++) {
@@ -269,16 +261,6 @@ void tpool_submit(struct tpool *p, struct tpool_job *job)
 	pthread_mutex_unlock(&p->lock);
 }
 
-int tpool_eventfd(const struct tpool *p)
-{
-	return tpool_cq_fd(&p->cq);
-}
-
-struct tpool_job *tpool_reap(struct tpool *p)
-{
-	return tpool_cq_reap(&p->cq);
-}
-
 void tpool_destroy(struct tpool *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -287,7 +269,6 @@ void tpool_destroy(struct tpool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	tpool_cq_fini(&p->cq);
 	pthread_cond_destroy(&p->more);
 	pthread_mutex_destroy(&p->lock);
 	free(p);

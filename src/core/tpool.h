@@ -2,10 +2,11 @@
  * tpool - a pool of worker threads for event loops.
  *
  * The loop hands a job to tpool_submit(); some worker runs job->run() and
- * puts the job on a completion queue. The first job to land on an empty
- * queue writes a byte to the queue's pipe: that is how the loop learns work
- * is done, without ever blocking on the pool (the talk's socketpair trick).
- * The loop then takes every finished job at once with tpool_reap().
+ * puts the job on the completion queue the job names. The first job to land
+ * on an empty queue writes a byte to the queue's pipe: that is how the loop
+ * learns work is done, without ever blocking on the pool (the talk's
+ * socketpair trick). The loop then takes every finished job at once with
+ * tpool_cq_reap().
  *
  * Several loops may share one pool (the reactor's shards do): each makes a
  * completion queue of its own with tpool_cq_create() and names it in every
@@ -36,7 +37,7 @@ struct tpool_cq;
 struct tpool_job {
 	struct tpool_job *next; /* owned by the pool from submit to reap */
 	void (*run)(struct tpool_job *job); /* runs on a worker thread */
-	struct tpool_cq *cq; /* where it lands when done; NULL: the pool's */
+	struct tpool_cq *cq;		    /* where it lands when done */
 };
 
 /* Starts nthreads (>= 1) workers. Returns the pool, or NULL (errno set). */
@@ -45,26 +46,20 @@ struct tpool *tpool_create(unsigned nthreads);
 /* Queues job; a worker will run it. Never fails, never blocks for long. */
 void tpool_submit(struct tpool *p, struct tpool_job *job);
 
-/*
- * Readable when finished jobs are waiting for tpool_reap() (a pipe's read
- * end, named for the eventfd it once was). Never read it.
- */
-int tpool_eventfd(const struct tpool *p);
-
-/*
- * Takes every finished job, as a list linked by ->next in completion order,
- * or NULL. Clears the descriptor. Call from the one thread that owns the loop.
- */
-struct tpool_job *tpool_reap(struct tpool *p);
-
-/*
- * A completion queue of one's own, for a loop sharing the pool with others.
- * Returns it, or NULL (errno set).
- */
+/* A completion queue, for one loop. Returns it, or NULL (errno set). */
 struct tpool_cq *tpool_cq_create(void);
 
-/* As tpool_eventfd() and tpool_reap(), for the jobs that name q. */
+/*
+ * Readable when finished jobs that name q wait for tpool_cq_reap() (a
+ * pipe's read end). Never read it.
+ */
 int tpool_cq_fd(const struct tpool_cq *q);
+
+/*
+ * Takes every finished job of q, as a list linked by ->next in completion
+ * order, or NULL. Clears the descriptor. Call from the one thread that owns
+ * the loop.
+ */
 struct tpool_job *tpool_cq_reap(struct tpool_cq *q);
 
 /* Frees q; no job naming it may still be in the pool. */
@@ -72,7 +67,7 @@ void tpool_cq_destroy(struct tpool_cq *q);
 
 /*
  * Lets the workers finish every queued job, joins them and frees the pool.
- * Jobs that finished but were not reaped are simply forgotten: reap first.
+ * Jobs that finished but were not reaped stay on their queues: reap first.
  */
 void tpool_destroy(struct tpool *p);
 

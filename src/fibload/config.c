@@ -12,7 +12,9 @@ void fl_config_default(struct fl_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->host, "127.0.0.1");
-	cfg->port = FL_DEFAULT_PORT;
+	cfg->ports[0] = FL_DEFAULT_PORT;
+	cfg->nports = 1;
+	cfg->seed = FL_DEFAULT_SEED;
 	cfg->conns = 1;
 	cfg->threads = 1;
 	cfg->duration_s = FL_DEFAULT_DURATION_S;
@@ -76,6 +78,58 @@ out_bad:
 	log_msg("--mix: '%s' is not N:W,N:W... (0 <= N <= %d, W >= 1)", arg,
 		FL_MAX_N);
 	return -EINVAL;
+}
+
+int fl_parse_ports(const char *arg, struct fl_config *cfg)
+{
+	const char *s = arg;
+	uint64_t lo, hi;
+
+	cfg->nports = 0;
+	for (;;) {
+		if (parse_num(&s, 65535, &lo) || !lo)
+			goto out_bad;
+		hi = lo;
+		if (*s == '-' && (s++, parse_num(&s, 65535, &hi)))
+			goto out_bad;
+		if (hi < lo)
+			goto out_bad;
+		if (hi - lo >= FL_MAX_PORTS - cfg->nports) {
+			log_msg("-p: more than %d ports", FL_MAX_PORTS);
+			return -EINVAL;
+		}
+		for (uint64_t p = lo; p <= hi; p++)
+			cfg->ports[cfg->nports++] = (uint16_t)p;
+		if (*s == '\0')
+			return 0;
+		if (*s++ != ',')
+			goto out_bad;
+	}
+
+out_bad:
+	log_msg("-p: '%s' is not a port list such as 25000, 25000,25001 or "
+		"25000-25003 (ports 1..65535)",
+		arg);
+	return -EINVAL;
+}
+
+void fl_format_ports(const struct fl_config *cfg, char *buf, size_t cap)
+{
+	size_t used = 0;
+	unsigned i = 0, j;
+
+	buf[0] = '\0';
+	while (i < cfg->nports && used < cap) {
+		for (j = i; j + 1 < cfg->nports &&
+			    cfg->ports[j + 1] == cfg->ports[j] + 1;
+		     j++)
+			;
+		used += (size_t)snprintf(buf + used, cap - used,
+					 j > i ? "%s%u-%u" : "%s%u",
+					 i ? "," : "", (unsigned)cfg->ports[i],
+					 (unsigned)cfg->ports[j]);
+		i = j + 1;
+	}
 }
 
 int fl_parse_cpus(const char *arg, cpu_set_t *set)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/net.h"
+#include "sched.h"
 
 #define FL_DEFAULT_PORT	      25000
 #define FL_DEFAULT_DURATION_S 10.0
@@ -21,6 +22,8 @@
 #define FL_MAX_CONNS	      100000
 #define FL_MAX_PIPELINE	      4096
 #define FL_MAX_N	      100000 /* the largest --n (fibd's default max with fast) */
+#define FL_MAX_PORTS	      256 /* entries in --port's list */
+#define FL_DEFAULT_SEED	      1
 
 /* One --mix entry: ask for fib(n) with relative weight `weight`. */
 struct fl_mix {
@@ -30,18 +33,22 @@ struct fl_mix {
 
 /* The options of one run, as parsed from the command line. */
 struct fl_config {
-	char host[NET_HOST_MAX]; /* -h: server address or name */
-	uint16_t port;		 /* -p */
-	unsigned conns;		 /* -c: connections in total */
-	unsigned threads;	 /* -t: event-loop threads (<= conns) */
-	double duration_s;	 /* -d: measured seconds; 0 with -n */
-	uint64_t requests;	 /* -n: measured requests; 0 with -d */
-	double warmup_s;	 /* -w: seconds not counted, before measuring */
-	unsigned pipeline;	 /* -P: requests in flight per connection */
+	char host[NET_HOST_MAX];      /* -H: server address or name */
+	uint16_t ports[FL_MAX_PORTS]; /* -p: connection i goes to i % nports */
+	unsigned nports;
+	unsigned conns;	   /* -c: connections in total */
+	unsigned threads;  /* -t: event-loop threads (<= conns) */
+	double duration_s; /* -d: measured seconds; 0 with -r */
+	uint64_t requests; /* -r: measured requests; 0 with -d */
+	double warmup_s;   /* --warmup: seconds not counted, before */
+	unsigned pipeline; /* -P: requests in flight per connection */
 	struct fl_mix mix[FL_MIX_MAX]; /* --n / --mix */
 	unsigned mix_len;
-	double rate;	      /* --rate: total requests/s; 0 = closed loop */
+	double rate; /* --rate: total requests/s; 0 = closed loop */
+	enum fl_arrivals arrivals; /* --arrivals: the open loop's gaps */
+	uint64_t seed;	      /* --seed: the PRNG behind poisson arrivals */
 	unsigned timeout_ms;  /* --timeout: a request older than this fails */
+	int allow_no_reply;   /* --allow-no-reply: exit 0 all the same */
 	const char *cpu_arg;  /* --cpu as given, or NULL */
 	cpu_set_t cpus;	      /* --cpu parsed */
 	int progress;	      /* --progress: a line per second on stderr */
@@ -53,7 +60,8 @@ struct fl_config {
 	size_t expect_len;
 };
 
-/* Fills in every default (127.0.0.1:25000, -c 1 -t 1 -d 10 -P 1 --n 1). */
+/* Fills in every default (127.0.0.1:25000, -c 1 -t 1 -d 10 -P 1 --n 1,
+ * uniform arrivals, seed 1). */
 void fl_config_default(struct fl_config *cfg);
 
 /* Frees what the parsers allocated. */
@@ -61,6 +69,15 @@ void fl_config_release(struct fl_config *cfg);
 
 /* Parses --mix "N:W,N:W,..." (weight defaults to 1 when ":W" is left out). */
 int fl_parse_mix(const char *arg, struct fl_config *cfg);
+
+/* Parses -p "25000", "25000,25002", "25000-25003,26000" (in that order,
+ * repeats allowed) into cfg->ports and cfg->nports. */
+int fl_parse_ports(const char *arg, struct fl_config *cfg);
+
+/* Writes "25000", "25000-25003" or "25000,26000" for cfg's ports into buf
+ * (FL_PORTS_TEXT_MAX bytes hold any list). */
+#define FL_PORTS_TEXT_MAX (FL_MAX_PORTS * 6 + 1)
+void fl_format_ports(const struct fl_config *cfg, char *buf, size_t cap);
 
 /* Parses --cpu "1", "0,1", "0-3,6" into a CPU set. */
 int fl_parse_cpus(const char *arg, cpu_set_t *set);

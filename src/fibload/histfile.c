@@ -82,9 +82,11 @@ static void hf_put_run(FILE *f, const struct fl_config *cfg,
 	fputs("# one fibload run; read by 'fibload merge' "
 	      "(docs/FIBLOAD.md)\n",
 	      f);
-	fprintf(f, "host %s\nport %u\nconns %u\nthreads %u\npipeline %u\n",
-		cfg->host, (unsigned)cfg->port, cfg->conns, res->threads,
-		cfg->pipeline);
+	char ports[FL_PORTS_TEXT_MAX];
+
+	fl_format_ports(cfg, ports, sizeof(ports));
+	fprintf(f, "host %s\nport %s\nconns %u\nthreads %u\npipeline %u\n",
+		cfg->host, ports, cfg->conns, res->threads, cfg->pipeline);
 	fprintf(f,
 		"rate %.17g\nduration_s %.17g\ntarget_requests %" PRIu64
 		"\nwarmup_s %.17g\ntimeout_ms %u\ncpus %s\nconnected %u\n",
@@ -99,7 +101,7 @@ static void hf_put_run(FILE *f, const struct fl_config *cfg,
 		res->interrupted ? 1 : 0);
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		fprintf(f, " %s %" PRIu64, fl_err_name(k), res->errors[k]);
-	fputc('\n', f);
+	fprintf(f, "\nno_reply %u\n", res->no_reply);
 	hf_put_hist(f, "latency", res->lat);
 	if (res->raw)
 		hf_put_hist(f, "latency_uncorrected", res->raw);
@@ -151,6 +153,7 @@ enum hf_key {
 	HF_CPU,
 	HF_INTERRUPTED,
 	HF_ERRORS,
+	HF_NO_REPLY,
 	HF_LAT,
 	HF_RAW,
 	HF_KEYS
@@ -178,15 +181,18 @@ static const char *const hf_names[HF_KEYS] = {
     [HF_CPU] = "client_cpu_s",
     [HF_INTERRUPTED] = "interrupted",
     [HF_ERRORS] = "errors",
+    [HF_NO_REPLY] = "no_reply",
     [HF_LAT] = "hist latency",
     [HF_RAW] = "hist latency_uncorrected",
 };
 
-/* Every field but the workload's (mix, or request and expect) and the
- * uncorrected histogram (--rate only) must be there. */
+/* Every field but the workload's (mix, or request and expect), the
+ * uncorrected histogram (--rate only) and no_reply (0 when left out) must
+ * be there. */
 #define HF_REQUIRED                                                            \
-	(((1u << HF_KEYS) - 1) & ~((1u << HF_MIX) | (1u << HF_REQUEST) |       \
-				   (1u << HF_EXPECT) | (1u << HF_RAW)))
+	(((1u << HF_KEYS) - 1) &                                               \
+	 ~((1u << HF_MIX) | (1u << HF_REQUEST) | (1u << HF_EXPECT) |           \
+	   (1u << HF_RAW) | (1u << HF_NO_REPLY)))
 
 #define HF_MAX_TOKENS 16
 
@@ -282,18 +288,17 @@ static int hf_set_string(const char *opt, const char *s, char **out,
 static int hf_config_field(enum hf_key k, const char *v, struct fl_config *cfg,
 			   struct fl_result *res)
 {
-	unsigned u;
-
 	switch (k) {
 	case HF_HOST:
 		if (strlen(v) >= sizeof(cfg->host))
 			return -EINVAL;
 		strcpy(cfg->host, v);
 		return 0;
-	case HF_PORT:
-		if (hf_set_uint(v, 0, 65535, &u))
-			return -EINVAL;
-		cfg->port = (uint16_t)u;
+	case HF_PORT: /* 0: merged runs that used other ports */
+		if (strcmp(v, "0"))
+			return fl_parse_ports(v, cfg);
+		cfg->ports[0] = 0;
+		cfg->nports = 1;
 		return 0;
 	case HF_CONNS:
 		return hf_set_uint(v, 1, UINT32_MAX, &cfg->conns);
@@ -344,6 +349,8 @@ static int hf_field(enum hf_key k, const char *v, struct fl_config *cfg,
 		return hf_secs(v, &res->elapsed_s);
 	case HF_WALL:
 		return hf_secs(v, &res->wall_s);
+	case HF_NO_REPLY:
+		return hf_set_uint(v, 0, UINT32_MAX, &res->no_reply);
 	case HF_CPU:
 		return hf_secs(v, &res->client_cpu_s);
 	case HF_INTERRUPTED:
@@ -513,8 +520,9 @@ static const char *hf_check(const struct hf_reader *r,
 	if (hist_count(res->lat) != res->requests ||
 	    (res->raw && hist_count(res->raw) != res->requests))
 		return "a histogram's count is not the requests";
-	if (res->connected > cfg->conns || res->threads > cfg->conns)
-		return "more threads or connected than conns";
+	if (res->connected > cfg->conns || res->threads > cfg->conns ||
+	    res->no_reply > cfg->conns)
+		return "more threads, connected or no_reply than conns";
 	if (!cfg->requests == !(cfg->duration_s > 0))
 		return "want duration_s or target_requests, not both";
 	return NULL;

@@ -54,9 +54,11 @@ static double merge_max(double x, double y)
 static void merge_add(struct fl_config *a, struct fl_result *ra,
 		      const struct fl_config *b, const struct fl_result *rb)
 {
-	if (strcmp(a->host, b->host) || a->port != b->port) {
+	if (strcmp(a->host, b->host) || a->nports != b->nports ||
+	    memcmp(a->ports, b->ports, a->nports * sizeof(a->ports[0]))) {
 		strcpy(a->host, "*");
-		a->port = 0;
+		a->ports[0] = 0;
+		a->nports = 1;
 	}
 	if (strcmp(ra->cpus, rb->cpus))
 		strcpy(ra->cpus, "*");
@@ -67,6 +69,7 @@ static void merge_add(struct fl_config *a, struct fl_result *ra,
 	a->warmup_s = merge_max(a->warmup_s, b->warmup_s);
 	ra->threads += rb->threads;
 	ra->connected += rb->connected;
+	ra->no_reply += rb->no_reply;
 	ra->requests += rb->requests;
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		ra->errors[k] += rb->errors[k];

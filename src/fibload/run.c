@@ -10,7 +10,9 @@
 #include "run.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "core/log.h"
+#include "shared.h"
+#include "worker.h"
 
 /* The stop eventfd, for the signal handler. */
 static int run_stop_fd = -1;
@@ -37,19 +42,29 @@ static void run_on_signal(int sig)
 		return;
 }
 
+static void run_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+/* The host once, then one address per --port entry. */
 static int run_resolve(const struct fl_config *cfg, struct fl_shared *sh)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-	char port[8];
 	int err;
 
-	snprintf(port, sizeof(port), "%u", (unsigned)cfg->port);
-	err = getaddrinfo(cfg->host, port, &hints, &ai);
+	err = getaddrinfo(cfg->host, NULL, &hints, &ai);
 	if (err) {
 		log_msg("cannot resolve %s: %s", cfg->host, gai_strerror(err));
 		return -EINVAL;
 	}
-	memcpy(&sh->addr, ai->ai_addr, ai->ai_addrlen);
+	for (unsigned i = 0; i < cfg->nports; i++) {
+		memcpy(&sh->addr[i], ai->ai_addr, ai->ai_addrlen);
+		run_set_port(&sh->addr[i], cfg->ports[i]);
+	}
 	sh->addr_len = ai->ai_addrlen;
 	freeaddrinfo(ai);
 	return 0;
@@ -103,7 +118,7 @@ static void run_print_second(struct run_ctx *ctx, unsigned k, double span_s)
 	for (unsigned i = 0; i < ctx->nworkers && waited < 200; i++) {
 		struct fl_worker *w = &ctx->workers[i];
 
-		while (atomic_load(&w->pub_sec) < k &&
+		while (atomic_load(&w->st.pub_sec) < k &&
 		       !atomic_load(&w->finished) && waited++ < 200)
 			nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
@@ -111,12 +126,14 @@ static void run_print_second(struct run_ctx *ctx, unsigned k, double span_s)
 	for (unsigned i = 0; i < ctx->nworkers; i++) {
 		struct fl_worker *w = &ctx->workers[i];
 
-		pthread_mutex_lock(&w->pub_lock);
-		hist_merge(ctx->sec, w->pub);
-		reqs += w->pub_requests;
-		hist_reset(w->pub);
-		w->pub_requests = 0;
-		pthread_mutex_unlock(&w->pub_lock);
+		struct fl_stats *st = &w->st;
+
+		pthread_mutex_lock(&st->pub_lock);
+		hist_merge(ctx->sec, st->pub);
+		reqs += st->pub_requests;
+		hist_reset(st->pub);
+		st->pub_requests = 0;
+		pthread_mutex_unlock(&st->pub_lock);
 	}
 	if (!reqs && span_s < 1.0) /* the last, partial second: nothing */
 		return;
@@ -155,6 +172,40 @@ static void run_wait(struct run_ctx *ctx)
 				 (double)(now - sh->t0) / 1e9 - (k - 1));
 }
 
+/* Counts the connections per port, and those that got no reply
+ * (fl_conn_unanswered()). */
+static void run_count_conns(struct run_ctx *ctx, struct fl_result *res)
+{
+	uint64_t last = 0;
+
+	for (unsigned i = 0; i < ctx->nworkers; i++)
+		for (unsigned j = 0; j < ctx->workers[i].nconns; j++)
+			if (ctx->workers[i].conns[j].last_reply > last)
+				last = ctx->workers[i].conns[j].last_reply;
+	for (unsigned i = 0; i < ctx->nworkers; i++) {
+		for (unsigned j = 0; j < ctx->workers[i].nconns; j++) {
+			const struct fl_conn *c = &ctx->workers[i].conns[j];
+			unsigned no = (unsigned)fl_conn_unanswered(c, last);
+
+			res->ports.conns[c->port]++;
+			res->ports.no_reply[c->port] += no;
+			res->no_reply += no;
+		}
+	}
+}
+
+/* Adds one worker's stats to res. */
+static void run_add(struct fl_result *res, const struct fl_stats *st)
+{
+	res->requests += st->requests;
+	for (int k = 0; k < FL_ERR_KINDS; k++)
+		res->errors[k] += st->errors[k];
+	fl_errtexts_merge(&res->errtexts, &st->errtexts);
+	hist_merge(res->lat, st->lat);
+	if (res->raw)
+		hist_merge(res->raw, st->raw);
+}
+
 /* Merges the workers' results into res. */
 static int run_collect(struct run_ctx *ctx, struct fl_result *res)
 {
@@ -169,19 +220,15 @@ static int run_collect(struct run_ctx *ctx, struct fl_result *res)
 	for (unsigned i = 0; i < ctx->nworkers; i++) {
 		struct fl_worker *w = &ctx->workers[i];
 
-		res->requests += w->requests;
-		for (int k = 0; k < FL_ERR_KINDS; k++)
-			res->errors[k] += w->errors[k];
-		hist_merge(res->lat, w->lat);
-		if (res->raw)
-			hist_merge(res->raw, w->raw);
+		run_add(res, &w->st);
 		stop = w->stop_ns > stop ? w->stop_ns : stop;
-		last = w->last_done > last ? w->last_done : last;
+		last = w->st.last_done > last ? w->st.last_done : last;
 	}
+	run_count_conns(ctx, res);
 	for (int k = 0; k < FL_ERR_KINDS; k++)
 		res->error_total += res->errors[k];
 	/* -d: the window, cut short only by a signal or dead connections;
-	 * -n: until the last measured request was settled. */
+	 * -r: until the last measured request was settled. */
 	end = sh->cfg->requests ? (last ? last : stop)
 				: (stop < sh->end ? stop : sh->end);
 	res->elapsed_s =
@@ -205,7 +252,7 @@ static int run_start(struct run_ctx *ctx)
 	for (; ctx->inited < n; ctx->inited++) {
 		share = cfg->conns / n + (ctx->inited < cfg->conns % n);
 		err = fl_worker_init(&ctx->workers[ctx->inited], &ctx->sh,
-				     ctx->inited, first, share);
+				     first, share);
 		if (err) {
 			ctx->inited++; /* partly set up: release it too */
 			return err;
@@ -267,12 +314,16 @@ static int run_go(struct run_ctx *ctx, struct fl_result *res)
 	if (!res->connected || run_signalled) {
 		run_gate(ctx, 0);
 		err = atomic_load(&sh->first_err);
-		if (!run_signalled)
+		if (!run_signalled) {
+			char ports[FL_PORTS_TEXT_MAX];
+
+			fl_format_ports(cfg, ports, sizeof(ports));
 			log_err(err ? err : -ECONNREFUSED,
-				"cannot connect to %s:%u (%u connection%s "
+				"cannot connect to %s:%s (%u connection%s "
 				"tried)",
-				cfg->host, (unsigned)cfg->port, cfg->conns,
+				cfg->host, ports, cfg->conns,
 				cfg->conns == 1 ? "" : "s");
+		}
 		return err ? err : -ECONNREFUSED;
 	}
 	run_gate(ctx, 1);
@@ -324,7 +375,6 @@ int fl_run(const struct fl_config *cfg, const struct fl_work *work,
 		return err;
 	run_raise_nofile(cfg->conns);
 	atomic_store(&ctx.sh.tickets, (long long)cfg->requests);
-	ctx.sh.period_ns = cfg->rate > 0 ? 1e9 / cfg->rate : 0;
 	ctx.sh.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ctx.sh.stop_fd < 0)
 		return -errno;

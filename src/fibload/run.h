@@ -9,13 +9,22 @@
 
 #include "config.h"
 #include "hist.h"
-#include "worker.h"
+#include "stats.h"
+
+/* Connections per --port entry, and those that got no reply at all. */
+struct fl_portcount {
+	unsigned conns[FL_MAX_PORTS];
+	unsigned no_reply[FL_MAX_PORTS];
+};
 
 /* What a run measured. Latencies are in ns. */
 struct fl_result {
 	uint64_t requests;	       /* measured requests with a good reply */
 	uint64_t errors[FL_ERR_KINDS]; /* by kind, warm-up included */
 	uint64_t error_total;
+	struct fl_errtexts errtexts; /* the server's "ERR ..." replies */
+	struct fl_portcount ports;   /* connections per port, unanswered */
+	unsigned no_reply;	     /* connections that got no reply */
 	struct hist *lat;    /* latency; from the intended time with --rate */
 	struct hist *raw;    /* --rate only: from the actual send */
 	double elapsed_s;    /* the measured window */

@@ -287,5 +287,6 @@ const struct model model_coro = {
     .talk_server = "go_server",
     .fits_10k = true,
     .takes_offload = true,
+    .max_workers = MODEL_MAX_WORKERS,
     .run = coro_run,
 };

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/serve.h"
 #include "../core/stop.h"
 #include "model.h"
@@ -138,6 +139,7 @@ static bool many_reaped(struct many_child *c, const struct pollfd *pfd,
 static void many_restart(const struct server_cfg *cfg, struct many_child *c,
 			 int flags, int status)
 {
+	metrics_process_gone(c->pid); /* its open connections are closed */
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	log_msg("worker %d on port %u %s %d; restarting", (int)c->pid, c->port,
@@ -218,7 +220,7 @@ static int many_run(const struct server_cfg *cfg)
 	unsigned i;
 
 	if (n > MANY_MAX_WORKERS)
-		n = MANY_MAX_WORKERS;
+		return -EINVAL; /* fibd holds --workers to max_workers */
 	if (!cfg->ports && port == 0 &&
 	    (port = many_pick_port(cfg, &reserve_fd)) < 0)
 		return port;
@@ -248,5 +250,6 @@ const struct model model_many = {
     .serial_shards = true,
     .takes_ports = true,
     .forks = true,
+    .max_workers = MANY_MAX_WORKERS,
     .run = many_run,
 };

@@ -52,6 +52,12 @@ struct model {
 	 * share one GIL, and a compute never yields it to a reader).
 	 */
 	bool python_serial;
+	/*
+	 * The most --workers it takes (its threads or processes: see
+	 * docs/OPERATIONS.md); 0: it has no workers and --workers is an
+	 * error. Without --workers it runs min(online CPUs, max_workers).
+	 */
+	unsigned max_workers;
 	/* Serves until a stop. Returns 0, or a negative errno on failure. */
 	int (*run)(const struct server_cfg *cfg);
 	/*
@@ -63,6 +69,9 @@ struct model {
 	 */
 	int (*child)(int argc, char **argv);
 };
+
+/* --workers' ceiling for a model whose pool has no other bound. */
+#define MODEL_MAX_WORKERS 1024
 
 /* The hidden first argument that starts a model's helper process. */
 #define MODEL_CHILD_ARG "--child"

@@ -559,6 +559,7 @@ const struct model model_procpool = {
     .summary = "thread per connection; fib in a pool of worker processes",
     .concurrency = MODEL_PARALLEL,
     .talk_server = "multiprocess_server",
+    .max_workers = MODEL_MAX_WORKERS,
     .run = procpool_run,
     .child = procpool_child,
 };

@@ -68,5 +68,6 @@ const struct model model_reactor = {
     .concurrency = MODEL_SHARDED,
     .fits_10k = true,
     .takes_ports = true,
+    .max_workers = 256, /* shards.c: SHARDS_MAX */
     .run = reactor_run,
 };

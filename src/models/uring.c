@@ -73,5 +73,6 @@ const struct model model_uring = {
     .fits_10k = true,
     .takes_ports = true,
     .uses_io_uring = true,
+    .max_workers = 256, /* shards.c: SHARDS_MAX */
     .run = uring_run,
 };

@@ -4,12 +4,18 @@
 Scrapes it, parses it with prometheus_client's own parser (Debian's
 python3-prometheus-client), makes known requests over both protocols,
 scrapes again and checks that every counter moved by exactly what those
-requests should add. Each connection is closed before the next one opens,
-so the single model (one client at a time) passes too. Prints what differs
-and exits 1, or exits 0.
+requests should add, and that the standard process metrics are there and
+plausible. Then lints the scrape with promtool check metrics (Debian's
+prometheus package), or says it skipped that when promtool is absent.
+Each connection is closed before the next one opens, so the single model
+(one client at a time) passes too. Prints what differs and exits 1, or
+exits 0.
 """
+import shutil
 import socket
+import subprocess
 import sys
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,7 +53,7 @@ def line_requests(port, lines):
         return read_all(s).decode().splitlines()
 
 
-def scrape(port):
+def scrape(port, raw=None):
     status, head, body = http_get(port, "/metrics")
     if status != 200 or "text/plain; version=0.0.4" not in head:
         sys.exit("metrics: status %d, head %r" % (status, head))
@@ -56,7 +62,44 @@ def scrape(port):
         types[fam.name] = fam.type
         for s in fam.samples:
             values[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    if raw is not None:
+        raw.append(body)
     return types, values
+
+
+def promtool(body):
+    """promtool's lint of one scrape: a list of problems (empty: clean)."""
+    tool = shutil.which("promtool")
+    if not tool:
+        print("check_metrics: promtool not found (Debian package "
+              "prometheus): lint skipped")
+        return []
+    out = subprocess.run([tool, "check", "metrics"], input=body,
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode == 0:
+        return []
+    return ["promtool check metrics: %s" % l
+            for l in (out.stdout + out.stderr).splitlines() if l.strip()]
+
+
+def process_metrics(values):
+    """The standard process metrics of the process that answered."""
+    errors = []
+    now = time.time()
+    checks = {
+        "process_cpu_seconds_total": lambda v: v >= 0,
+        "process_resident_memory_bytes": lambda v: v > 0,
+        "process_virtual_memory_bytes": lambda v: v > 0,
+        "process_open_fds": lambda v: v >= 1,  # the scrape's connection
+        "process_max_fds": lambda v: v >= 1,
+        # started by this test's harness, not before it nor after now
+        "process_start_time_seconds": lambda v: now - 3600 < v <= now + 1,
+    }
+    for name, ok in checks.items():
+        v = values.get(key(name))
+        if v is None or not ok(v):
+            errors.append("%s is %s" % (name, v))
+    return errors
 
 
 def key(name, **labels):
@@ -82,6 +125,12 @@ def main():
         "fibd_connections": "counter",
         "fibd_connections_rejected": "counter",
         "fibd_request_duration_seconds": "histogram",
+        "process_cpu_seconds": "counter",
+        "process_resident_memory_bytes": "gauge",
+        "process_virtual_memory_bytes": "gauge",
+        "process_open_fds": "gauge",
+        "process_max_fds": "gauge",
+        "process_start_time_seconds": "gauge",
     }
     errors = ["family %s: type %s, want %s" % (n, types.get(n), t)
               for n, t in want_types.items() if types.get(n) != t]
@@ -95,7 +144,9 @@ def main():
         got = http_get(port, path)[0]
         if got != status:
             errors.append("GET %s: %d, want %d" % (path, got, status))
-    _, after = scrape(port)
+    raw = []
+    _, after = scrape(port, raw)
+    errors += process_metrics(after) + promtool(raw[0])
 
     moved = {
         req("line", "ok"): 3, req("line", "not_number"): 1,

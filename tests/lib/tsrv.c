@@ -43,25 +43,26 @@ static int tsrv_listed(const char *list, const char *name)
 int tsrv_list_models(struct tsrv_model *models, int max)
 {
 	const char *only = getenv("FIBD_MODELS");
-	char cmd[300], line[256];
-	int n = 0;
+	static char json[65536];
+	char cmd[300];
+	size_t len;
+	int n, kept = 0;
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models", tsrv_build_dir());
+	snprintf(cmd, sizeof(cmd), "%s/fibd --list-models --json",
+		 tsrv_build_dir());
 	p = popen(cmd, "r");
 	if (!p)
 		return 0;
-	while (fgets(line, sizeof(line), p) && n < max) {
-		struct tsrv_model *m = &models[n];
-		if (sscanf(line, "%31s %15s", m->name, m->concurrency) != 2)
-			continue;
-		if (only && *only && !tsrv_listed(only, m->name))
-			continue;
-		n++;
-	}
-	if (pclose(p) != 0)
+	len = fread(json, 1, sizeof(json) - 1, p);
+	json[len] = '\0';
+	if (pclose(p) != 0 || len == sizeof(json) - 1)
 		return 0;
-	return n;
+	n = tsrv_parse_models(json, models, max);
+	for (int i = 0; i < n; i++)
+		if (!only || !*only || tsrv_listed(only, models[i].name))
+			models[kept++] = models[i];
+	return kept;
 }
 
 void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
@@ -73,16 +74,22 @@ void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
 	t_run(full, fn, secs);
 }
 
+/* tsrv_fibd, or BUILD/fibd. */
+static void tsrv_fibd_path(char *path, size_t cap)
+{
+	if (tsrv_fibd)
+		snprintf(path, cap, "%s", tsrv_fibd);
+	else
+		snprintf(path, cap, "%s/fibd", tsrv_build_dir());
+}
+
 static void tsrv_exec(const char *model, const char *const *args, int logfd)
 {
 	char path[256];
 	const char *argv[64];
 	int n = 0;
 
-	if (tsrv_fibd)
-		snprintf(path, sizeof(path), "%s", tsrv_fibd);
-	else
-		snprintf(path, sizeof(path), "%s/fibd", tsrv_build_dir());
+	tsrv_fibd_path(path, sizeof(path));
 	argv[n++] = path;
 	argv[n++] = "--model";
 	argv[n++] = model;
@@ -173,6 +180,57 @@ int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 	tsrv_kill(s, &status);
 	s->pid = 0;
 	return -1;
+}
+
+/* The child of tsrv_run(): BUILD/fibd ARGS with stdout and stderr in fd. */
+static void tsrv_run_exec(const char *const *args, int fd)
+{
+	char path[256];
+	const char *argv[64];
+	int n = 0;
+
+	tsrv_fibd_path(path, sizeof(path));
+	argv[n++] = path;
+	for (int i = 0; args && args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	execv(path, (char *const *)argv);
+	fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+int tsrv_run(const char *const *args, char *out, size_t cap)
+{
+	char log[] = "/tmp/fibd-run-XXXXXX";
+	int fd = mkstemp(log), status = -1;
+	pid_t pid, r = 0;
+	ssize_t n;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return -1;
+	unlink(log);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		tsrv_run_exec(args, fd);
+	for (int waited = 0; pid > 0 && waited < 10000 && r == 0; waited += 5)
+		if ((r = waitpid(pid, &status, WNOHANG)) == 0)
+			poll(NULL, 0, 5);
+	if (pid > 0 && r != pid) {
+		fprintf(stderr, "fibd did not exit: killed\n");
+		kill(-pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		status = -1;
+	}
+	n = pread(fd, out, cap - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /*

@@ -9,6 +9,7 @@
 #ifndef FIBD_TESTS_TSRV_H
 #define FIBD_TESTS_TSRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,17 +24,38 @@ struct tsrv {
 	char log_path[64]; /* the server's stderr */
 };
 
-/* One line of fibd --list-models. */
+/*
+ * One model as fibd --list-models --json describes it (src/models/model.h
+ * says what each property means). Suites decide by these, never by name.
+ */
 struct tsrv_model {
 	char name[32];
 	char concurrency[16]; /* serial, parallel, sharded */
+	char talk_server[32]; /* "" when it stands for none */
+	bool forks;	      /* forks children (many) */
+	bool serial_shards;   /* a shard serves one client at a time */
+	bool fits_10k;	      /* holds 10,000 connections cheaply */
+	bool takes_ports;     /* --ports applies */
+	bool takes_offload;   /* --offload applies */
+	bool uses_io_uring;   /* valgrind cannot follow it */
+	bool python_serial;   /* --engine python: one compute at a time */
+	unsigned max_workers; /* --workers' limit; 0: --workers is an error */
 };
 
 /*
- * Fills models[0..max) from BUILD/fibd --list-models, keeping only those
- * named in $FIBD_MODELS (comma-separated) when it is set. Returns the count.
+ * Fills models[0..max) from BUILD/fibd --list-models --json, keeping only
+ * those named in $FIBD_MODELS (comma-separated) when it is set. Returns the
+ * count, or 0 when fibd fails or its JSON does not parse.
  */
 int tsrv_list_models(struct tsrv_model *models, int max);
+
+/*
+ * Parses json, the output of fibd --list-models --json, into
+ * models[0..max), every model, in order. Returns the count, or -1 when it
+ * is not an array of objects with every property (what is wrong goes to
+ * stderr).
+ */
+int tsrv_parse_models(const char *json, struct tsrv_model *models, int max);
 
 /* Runs fn as test "MODEL/NAME" in a child with a timeout (see t_run()). */
 void tsrv_case(const struct tsrv_model *m, const char *name, void (*fn)(void),
@@ -56,6 +78,15 @@ const char *tsrv_build_dir(void);
  */
 int tsrv_start(struct tsrv *s, const char *model, const char *const *args,
 	       int nports);
+
+/*
+ * Runs BUILD/fibd ARGS... (args NULL-terminated; no --model or --listen
+ * added) to its end, with its stdout and stderr in out[0..cap),
+ * NUL-terminated. For command lines that exit at once: one still running
+ * after 10 s is killed. Returns its exit status, or -1 when it did not run,
+ * died by a signal or was killed.
+ */
+int tsrv_run(const char *const *args, char *out, size_t cap);
 
 /*
  * Sends SIGTERM, waits, and returns the exit status; -1 if it died by a

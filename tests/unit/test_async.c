@@ -1,11 +1,14 @@
 /*
  * test_async - what the async model promises beyond the behaviour suite:
  * bounded memory when a client pipelines and never reads, replies in order
- * when a later request finishes first, the idle timeout (slowloris
- * included), --max-conns, and running out of descriptors.
+ * when a later request finishes first, many tasks parked on pool futures at
+ * once, a stop that answers the tasks waiting on futures and the clients
+ * still in the accept queue, the idle timeout (slowloris included),
+ * --max-conns, and running out of descriptors.
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +206,99 @@ static void case_inline_spill(void)
 	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit status");
 }
 
+/*
+ * Many connections pipeline requests that all go to the pool (above the
+ * inline thresholds), so that every task is parked on a future at once:
+ * each connection gets its own replies, in its order.
+ */
+static void case_many_futures(void)
+{
+	enum {
+		NCONNS = 64
+	};
+	static const char *const args[] = {"--workers", "2", NULL};
+	char want[128];
+	struct tsrv s;
+	int fds[NCONNS], ok = 0;
+
+	if (tsrv_start(&s, "async", args, 1)) {
+		T_CHECK(0, "async did not start");
+		return;
+	}
+	for (int i = 0; i < NCONNS; i++) {
+		char req[64];
+
+		fds[i] = tsrv_connect(&s, 0);
+		snprintf(req, sizeof(req), "%d\n%d\n%d\n", 20 + i % 8,
+			 27 - i % 8, 19);
+		T_CHECK(t_send(fds[i], req) == 0);
+	}
+	for (int i = 0; i < NCONNS; i++) {
+		char a[32], b[32], c[32];
+
+		t_expect(20 + i % 8, a, sizeof(a));
+		t_expect(27 - i % 8, b, sizeof(b));
+		t_expect(19, c, sizeof(c));
+		snprintf(want, sizeof(want), "%s%s%s", a, b, c);
+		ok += t_read_lines(fds[i], buf, sizeof(buf), 3) == 3 &&
+		      strcmp(buf, want) == 0;
+		close(fds[i]);
+	}
+	T_CHECK(ok == NCONNS, "%d of %d connections got their replies", ok,
+		NCONNS);
+	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit status");
+}
+
+/*
+ * A stop while tasks wait on futures: each gets its reply, then EOF, and
+ * the server exits 0. Clients that connected and sent a request while the
+ * server was frozen (SIGSTOP) are still in its accept queue when it takes
+ * the stop: they are accepted and answered too.
+ */
+static void case_stop_answers(void)
+{
+	enum {
+		NBUSY = 4,
+		NQUEUED = 3
+	};
+	static const char *const args[] = {"--workers", "2", NULL};
+	int busy[NBUSY], queued[NQUEUED];
+	struct tsrv s;
+
+	if (tsrv_start(&s, "async", args, 1)) {
+		T_CHECK(0, "async did not start");
+		return;
+	}
+	for (int i = 0; i < NBUSY; i++) {
+		busy[i] = tsrv_connect(&s, 0);
+		T_CHECK(t_send(busy[i], "38\n") == 0);
+	}
+	usleep(100000); /* read, and on the pool: fib(38) takes longer */
+	kill(s.pid, SIGSTOP);
+	for (int i = 0; i < NQUEUED; i++) {
+		queued[i] = tsrv_connect(&s, 0);
+		T_CHECK(t_send(queued[i], "10\n") == 0);
+	}
+	kill(s.pid, SIGTERM);
+	kill(s.pid, SIGCONT);
+	for (int i = 0; i < NBUSY; i++) {
+		T_CHECK(t_read_lines(busy[i], buf, sizeof(buf), 1) == 1 &&
+			    strcmp(buf, "39088169\n") == 0,
+			"a task waiting on its future got '%s' at the stop",
+			buf);
+		T_CHECK(t_wait_eof(busy[i]), "not closed after the stop");
+		close(busy[i]);
+	}
+	for (int i = 0; i < NQUEUED; i++) {
+		T_CHECK(t_read_lines(queued[i], buf, sizeof(buf), 1) == 1 &&
+			    strcmp(buf, "55\n") == 0,
+			"a client in the accept queue got '%s' at the stop",
+			buf);
+		close(queued[i]);
+	}
+	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit status");
+}
+
 /* A slowloris never finishes a line; an idle client never sends one. */
 static void case_idle_timeout(void)
 {
@@ -325,6 +421,8 @@ int main(void)
 	T_RUN(case_noread_then_read, 120);
 	T_RUN(case_order, 60);
 	T_RUN(case_inline_spill, 60);
+	T_RUN(case_many_futures, 60);
+	T_RUN(case_stop_answers, 60);
 	T_RUN(case_idle_timeout, 60);
 	T_RUN(case_max_conns, 60);
 	T_RUN(case_emfile, 60);

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "fibload/config.h"
+#include "fibload/conn.h"
 
 static char out[1 << 16], err[1 << 16];
 
@@ -289,11 +290,11 @@ static void test_fibd_json(void)
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "4", "-t", "2", "-n", "2000", "-P", "3",
+		    "-p", port, "-c", "4", "-t", "2", "-r", "2000", "-P", "3",
 		    "--mix", "1:3,20:1,45:0,60:1", "--json", NULL}) == 2,
 		"a weight of 0 is a usage error");
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "4", "-t", "2", "-n", "2000", "-P", "3",
+		    "-p", port, "-c", "4", "-t", "2", "-r", "2000", "-P", "3",
 		    "--mix", "1:3,20:1,25:1", "--json", NULL}) == 0,
 		"%s", err);
 	check_json_keys(out);
@@ -315,9 +316,10 @@ static void test_fibd_duration(void)
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
 	/* perf2 style, with a warm-up: text report, progress on stderr. */
-	T_CHECK(fibload((const char *const[]){"-p", port, "-d", "1.2", "-w",
-					      "0.5", "--progress", NULL}) == 0,
-		"%s", err);
+	T_CHECK(
+	    fibload((const char *const[]){"-p", port, "-d", "1.2", "--warmup",
+					  "0.5", "--progress", NULL}) == 0,
+	    "%s", err);
 	T_CHECK(strstr(out, "requests: ") && strstr(out, "errors: 0"), "%s",
 		out);
 	T_CHECK(strstr(out, "in 1.200 s"), "the window is -d: %s", out);
@@ -334,20 +336,20 @@ static void test_fibd_duration(void)
 	tsrv_stop(&s, 10);
 }
 
-/* -n is exact: the server sees exactly N requests, closed or open loop. */
+/* -r is exact: the server sees exactly N requests, closed or open loop. */
 static void test_exact_n(void)
 {
 	struct fake *f = fake_start(FAKE_ONE), *g = fake_start(FAKE_ONE);
 
 	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-c", "3",
-					      "-t", "2", "-P", "4", "-n",
+					      "-t", "2", "-P", "4", "-r",
 					      "1234", "--json", NULL}) == 0,
 		"%s", err);
 	T_CHECK(atomic_load(&f->lines) == 1234, "server saw %lu",
 		atomic_load(&f->lines));
 	T_CHECK(json_num(out, NULL, "requests") == 1234, "%s", out);
 	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-c", "2",
-					      "--rate", "5000", "-P", "2", "-n",
+					      "--rate", "5000", "-P", "2", "-r",
 					      "301", "--json", NULL}) == 0,
 		"%s", err);
 	T_CHECK(atomic_load(&g->lines) == 301, "server saw %lu",
@@ -359,13 +361,13 @@ static void test_wrong_answer(void)
 {
 	struct fake *f = fake_start(FAKE_WRONG), *g = fake_start(FAKE_GARBAGE);
 
-	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-n", "50",
+	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-r", "50",
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "wrong") == 50, "%s", out);
 	T_CHECK(json_num(out, "errors", "total") == 50, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") == 0, "%s", out);
 	/* A reply that is not a reply: a protocol error, then reconnect. */
-	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-n", "20",
+	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "-r", "20",
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "protocol") >= 1, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") == 0, "%s", out);
@@ -380,8 +382,8 @@ static void test_timeout(void)
 					      "--json", NULL}) == 1);
 	T_CHECK(json_num(out, "errors", "timeout") >= 2, "%s", out);
 	T_CHECK(json_num(out, NULL, "requests") == 0, "%s", out);
-	/* -n with a server that never answers still ends. */
-	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-n", "5",
+	/* -r with a server that never answers still ends. */
+	T_CHECK(fibload((const char *const[]){"-p", f->port_str, "-r", "5",
 					      "--timeout", "100", NULL}) == 1);
 }
 
@@ -414,14 +416,14 @@ static void test_request_mode(void)
 
 	T_CHECK(fibload((const char *const[]){
 		    "-p", f->port_str, "--request", "PING\\r\\n", "--expect",
-		    "+PONG", "-n", "100", "-P", "3", "--json", NULL}) == 0,
+		    "+PONG", "-r", "100", "-P", "3", "--json", NULL}) == 0,
 		"%s", err);
 	T_CHECK(json_num(out, NULL, "requests") == 100, "%s", out);
 	T_CHECK(atomic_load(&f->lines) == 100);
 	T_CHECK(strstr(out, "\"request\":\"PING\\r\\n\""), "%s", out);
 	T_CHECK(fibload((const char *const[]){"-p", g->port_str, "--request",
 					      "PING\\r\\n", "--expect", "+PONG",
-					      "-n", "10", NULL}) == 1);
+					      "-r", "10", NULL}) == 1);
 }
 
 /* The text of out's "key":{...} object, copied into buf. */
@@ -469,7 +471,7 @@ static void test_hist_merge(void)
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "3", "-n", "3000", "--mix", "1:3,20:1",
+		    "-p", port, "-c", "3", "-r", "3000", "--mix", "1:3,20:1",
 		    "--json", "--hist-out", a, NULL}) == 0,
 		"%s", err);
 	json_object(out, "latency_us", run_lat, sizeof(run_lat));
@@ -482,7 +484,7 @@ static void test_hist_merge(void)
 		run_lat, lat);
 	T_CHECK(json_num(out, NULL, "rps") == rps_a, "%s", out);
 	T_CHECK(json_num(out, NULL, "merged") == 1, "%s", out);
-	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-n",
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-r",
 					      "2000", "--mix", "1:3,20:1",
 					      "--hist-out", b, NULL}) == 0,
 		"%s", err);
@@ -501,7 +503,7 @@ static void test_hist_merge(void)
 		"rps %g + %g: %s", rps_a, rps_b, out);
 	/* Not the same load: another pipeline depth. */
 	T_CHECK(fibload((const char *const[]){
-		    "-p", port, "-c", "1", "-n", "100", "-P", "2", "--mix",
+		    "-p", port, "-c", "1", "-r", "100", "-P", "2", "--mix",
 		    "1:3,20:1", "--hist-out", c, NULL}) == 0,
 		"%s", err);
 	T_CHECK(fibload((const char *const[]){"merge", a, c, NULL}) == 2);
@@ -524,11 +526,131 @@ static void test_hist_merge(void)
 	tsrv_stop(&s, 10);
 }
 
+/* A connection that got no reply is shown and fails the run, unless
+ * --allow-no-reply: fibd -m single serves one connection at a time. */
+static void test_no_reply(void)
+{
+	struct tsrv s;
+	char port[8];
+
+	if (tsrv_start(&s, "single", NULL, 1)) {
+		T_CHECK(0, "fibd did not start");
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
+					      "0.5", NULL}) == 1,
+		"%s", out);
+	T_CHECK(strstr(out, "1 of 2 connections got no reply"), "%s", out);
+	T_CHECK(strstr(err, "--allow-no-reply"), "%s", err);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
+					      "0.5", "--json", NULL}) == 1);
+	T_CHECK(json_num(out, NULL, "no_reply") == 1, "%s", out);
+	T_CHECK(json_num(out, "errors", "total") == 0, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
+					      "0.5", "--allow-no-reply",
+					      "--json", NULL}) == 0,
+		"%s", err);
+	T_CHECK(json_num(out, NULL, "no_reply") == 1, "%s", out);
+	/* One connection is served: nothing to report. */
+	T_CHECK(fibload((const char *const[]){"-p", port, "-d", "0.3", "--json",
+					      NULL}) == 0,
+		"%s", err);
+	T_CHECK(json_num(out, NULL, "no_reply") == 0, "%s", out);
+	tsrv_stop(&s, 10);
+}
+
+/* The report names what was asked for and the server's ERR texts. */
+static void test_asked_and_server_errors(void)
+{
+	struct tsrv s;
+	char port[8];
+
+	if (tsrv_start(&s, "thread", NULL, 1)) {
+		T_CHECK(0, "fibd did not start");
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)s.ports[0]);
+	T_CHECK(fibload((const char *const[]){"-p", port, "--n", "50", "-r",
+					      "20", NULL}) == 1);
+	T_CHECK(strstr(out, "asked for: fib(50)\n"), "%s", out);
+	T_CHECK(strstr(out, "server errors: 20 x 'ERR n too large (max 45)'"),
+		"%s", out);
+	T_CHECK(strstr(out, "wrong 20"), "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "--n", "50", "-r",
+					      "20", "--json", NULL}) == 1);
+	T_CHECK(strstr(out, "\"asked\":\"fib(50)\""), "%s", out);
+	T_CHECK(strstr(out, "\"server_errors\":[{\"text\":\"ERR n too "
+			    "large (max 45)\",\"count\":20}]"),
+		"%s", out);
+	T_CHECK(json_num(out, "errors", "wrong") == 20, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "--mix", "1:3,20:1",
+					      "-r", "40", NULL}) == 0,
+		"%s", err);
+	T_CHECK(strstr(out, "asked for: mix of fib(1) 75%, fib(20) 25%"), "%s",
+		out);
+	T_CHECK(!strstr(out, "server errors"), "%s", out);
+	tsrv_stop(&s, 10);
+}
+
+/* -p with several ports: connections go round robin, counted per port. */
+static void test_ports(void)
+{
+	struct fake *f = fake_start(FAKE_ONE), *g = fake_start(FAKE_ONE);
+	char ports[32];
+
+	snprintf(ports, sizeof(ports), "%s,%s", f->port_str, g->port_str);
+	T_CHECK(fibload((const char *const[]){"-p", ports, "-c", "5", "-r",
+					      "500", "--json", NULL}) == 0,
+		"%s", err);
+	T_CHECK(atomic_load(&f->lines) > 0 && atomic_load(&g->lines) > 0,
+		"%lu %lu", atomic_load(&f->lines), atomic_load(&g->lines));
+	T_CHECK(atomic_load(&f->lines) + atomic_load(&g->lines) == 500);
+	T_CHECK(strstr(out, "\"ports\":[{\"port\":"), "%s", out);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want),
+			 "{\"port\":%s,\"conns\":3,\"no_reply\":0},"
+			 "{\"port\":%s,\"conns\":2,\"no_reply\":0}",
+			 f->port_str, g->port_str);
+		T_CHECK(strstr(out, want), "want %s: %s", want, out);
+	}
+	T_CHECK(fibload((const char *const[]){"-p", ports, "-c", "4", "-r",
+					      "100", NULL}) == 0);
+	T_CHECK(strstr(out, ": 2 conns, ") && strstr(out, "ports: "), "%s",
+		out);
+}
+
+/* Short flags mean what fibd's mean; the old ones are refused, not read
+ * as something else. */
+static void test_short_flags(void)
+{
+	struct fake *f = fake_start(FAKE_ONE);
+
+	T_CHECK(fibload((const char *const[]){"-n", "30", NULL}) == 2);
+	T_CHECK(strstr(err, "--n N") && strstr(err, "-r/--requests"), "%s",
+		err);
+	T_CHECK(fibload((const char *const[]){"-w", "1", NULL}) == 2);
+	T_CHECK(strstr(err, "--warmup"), "%s", err);
+	T_CHECK(fibload((const char *const[]){"-h", "127.0.0.1", NULL}) == 2);
+	T_CHECK(strstr(err, "-H/--host"), "%s", err);
+	T_CHECK(fibload((const char *const[]){"-h", NULL}) == 0);
+	T_CHECK(strstr(out, "usage: fibload"), "%s", out);
+	T_CHECK(fibload((const char *const[]){"-V", NULL}) == 0);
+	T_CHECK(strncmp(out, "fibload ", 8) == 0, "%s", out);
+	T_CHECK(fibload((const char *const[]){"-H", "127.0.0.1", "-p",
+					      f->port_str, "-r", "10",
+					      "--warmup", "0.1", NULL}) == 0,
+		"%s", err);
+	T_CHECK(strstr(out, "requests: 10 in"), "%s", out);
+}
+
 static void test_usage(void)
 {
 	const char *const *const bad[] = {
 	    (const char *const[]){"-c", "0", NULL},
-	    (const char *const[]){"-d", "1", "-n", "5", NULL},
+	    (const char *const[]){"-d", "1", "-r", "5", NULL},
 	    (const char *const[]){"--n", "5", "--mix", "1:1", NULL},
 	    (const char *const[]){"--request", "x\\n", NULL},
 	    (const char *const[]){"--request", "x", "--expect", "y", NULL},
@@ -536,6 +658,11 @@ static void test_usage(void)
 	    (const char *const[]){"--mix", "1:2,", NULL},
 	    (const char *const[]){"--cpu", "1-0", NULL},
 	    (const char *const[]){"-p", "70000", NULL},
+	    (const char *const[]){"-p", "25001-25000", NULL},
+	    (const char *const[]){"-p", "1,", NULL},
+	    (const char *const[]){"--arrivals", "poisson", NULL},
+	    (const char *const[]){"--rate", "10", "--arrivals", "gauss", NULL},
+	    (const char *const[]){"--seed", "3", NULL},
 	    (const char *const[]){"--bogus", NULL},
 	    (const char *const[]){"extra", NULL},
 	};
@@ -548,11 +675,31 @@ static void test_usage(void)
 	T_CHECK(strncmp(out, "fibload ", 8) == 0, "%s", out);
 }
 
+/* Which connections count as "got no reply". */
+static void test_unanswered_rule(void)
+{
+	struct fl_conn c = {.ever_ready = 1, .first_sent = 100};
+
+	/* asked at 100; the server answered someone at 200: passed over */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 1);
+	/* ... or answered nobody at all */
+	T_CHECK(fl_conn_unanswered(&c, 0) == 1);
+	/* asked after the server's last reply (the run's very end) */
+	T_CHECK(fl_conn_unanswered(&c, 50) == 0);
+	c.last_reply = 150; /* it did get a reply */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 0);
+	c = (struct fl_conn){.ever_ready = 1}; /* connected, sent nothing */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 0);
+	c = (struct fl_conn){.ever_ready = 0}; /* never connected */
+	T_CHECK(fl_conn_unanswered(&c, 200) == 1);
+}
+
 /* The parsers and the reply check, in process. */
 static void test_parsers(void)
 {
 	struct fl_config cfg;
 	struct fl_work *work;
+	char ports[FL_PORTS_TEXT_MAX];
 	cpu_set_t set;
 	char *s;
 	size_t len;
@@ -564,6 +711,13 @@ static void test_parsers(void)
 		cfg.mix[1].weight == 1 && cfg.mix[2].weight == 2);
 	T_CHECK(fl_parse_mix("1:x", &cfg) == -EINVAL);
 	T_CHECK(fl_parse_cpus("0-2,5", &set) == 0 && CPU_COUNT(&set) == 4);
+	T_CHECK(fl_parse_ports("25000-25002,26000,25000", &cfg) == 0);
+	T_CHECK(cfg.nports == 5 && cfg.ports[2] == 25002 &&
+		cfg.ports[3] == 26000 && cfg.ports[4] == 25000);
+	fl_format_ports(&cfg, ports, sizeof(ports));
+	T_CHECK(!strcmp(ports, "25000-25002,26000,25000"), "%s", ports);
+	T_CHECK(fl_parse_ports("0", &cfg) == -EINVAL);
+	T_CHECK(fl_parse_ports("1-300", &cfg) == -EINVAL); /* > FL_MAX_PORTS */
 	T_CHECK(fl_parse_cpus("", &set) == -EINVAL);
 	T_CHECK(fl_unescape("--request", "A\\r\\n\\x41\\\\", &s, &len) == 0);
 	T_CHECK(len == 5 && memcmp(s, "A\r\nA\\", 5) == 0);
@@ -592,6 +746,7 @@ static void test_parsers(void)
 int main(void)
 {
 	T_RUN(test_parsers, 20);
+	T_RUN(test_unanswered_rule, 10);
 	T_RUN(test_usage, 30);
 	T_RUN(test_fibd_json, 60);
 	T_RUN(test_fibd_duration, 60);
@@ -602,5 +757,9 @@ int main(void)
 	T_RUN(test_no_server, 60);
 	T_RUN(test_request_mode, 60);
 	T_RUN(test_hist_merge, 60);
+	T_RUN(test_no_reply, 60);
+	T_RUN(test_asked_and_server_errors, 60);
+	T_RUN(test_ports, 60);
+	T_RUN(test_short_flags, 30);
 	return t_done("test_fibload");
 }

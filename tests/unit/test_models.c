@@ -365,7 +365,7 @@ static int task_blocks_stops(pid_t pid, const char *tid, char *comm,
  */
 static void case_stop_signals_one_thread(void)
 {
-	bool forks = strcmp(cur->name, "many") == 0;
+	bool forks = cur->forks;
 	char path[64], comm[32];
 	struct dirent *e;
 	struct tsrv s;
@@ -435,7 +435,7 @@ static void conc_serial(void)
  * fib(20) takes a millisecond or two of Python. So b is answered slowly
  * but long before a: the GIL serialises compute, not clients.
  *
- * Except between subinterpreters (isolate with python): CPython 3.11 files
+ * Except between subinterpreters (python_serial: isolate): CPython 3.11 files
  * the waiter's drop request with the waiter's own interpreter, so a holder
  * computing in another interpreter never sees it and keeps the GIL until
  * its request is done. b is still answered, correctly, but after a: that
@@ -444,7 +444,7 @@ static void conc_serial(void)
  */
 static void conc_overlap(const char *const *args, int nports, int port_b)
 {
-	bool starves = python && strcmp(cur->name, "isolate") == 0;
+	bool starves = python && cur->python_serial;
 	struct tsrv s;
 	int a, b;
 
@@ -468,6 +468,8 @@ static void conc_overlap(const char *const *args, int nports, int port_b)
 	stop_ok(&s);
 }
 
+/* Sharded: two clients on two shards, by --ports (which test_registry
+ * checks every sharded model takes). */
 static void case_concurrency(void)
 {
 	static const char *const per_process[] = {"--workers", "2", "--ports",

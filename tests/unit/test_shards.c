@@ -15,9 +15,6 @@
 #include "../lib/tsrv.h"
 #include "../t.h"
 
-/* The sharded models whose loops hand expensive requests to a pool. */
-static const char *const offloading[] = {"reactor", "uring", NULL};
-
 static const char *cur;
 static char buf[4096];
 
@@ -108,12 +105,25 @@ static void case_stop_inflight(void)
 	close(b);
 }
 
+#define MAX_MODELS 32
+
+/*
+ * The sharded models whose loops hand expensive requests to a pool: every
+ * shard serves many clients at once (not serial_shards, as many's
+ * processes).
+ */
 int main(void)
 {
+	static struct tsrv_model models[MAX_MODELS];
+	int n = tsrv_list_models(models, MAX_MODELS), pooled = 0;
 	char name[64];
 
-	for (int i = 0; offloading[i]; i++) {
-		cur = offloading[i];
+	for (int i = 0; i < n; i++) {
+		if (strcmp(models[i].concurrency, "sharded") != 0 ||
+		    models[i].serial_shards)
+			continue;
+		cur = models[i].name;
+		pooled++;
 		snprintf(name, sizeof(name), "%s/same_shard_overlap", cur);
 		t_run(name, case_same_shard_overlap, 120);
 		snprintf(name, sizeof(name), "%s/order", cur);
@@ -121,5 +131,10 @@ int main(void)
 		snprintf(name, sizeof(name), "%s/stop_inflight", cur);
 		t_run(name, case_stop_inflight, 60);
 	}
+	if (!pooled)
+		fprintf(stderr,
+			"test_shards: none of the %d models listed is "
+			"sharded with pooled loops\n",
+			n);
 	return t_done("test_shards");
 }

@@ -1,0 +1,1 @@
+"""fibbench: the driver behind make bench (bench/run). See bench/README.md."""

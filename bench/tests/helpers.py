@@ -1,0 +1,47 @@
+"""What the bench's tests share: the package on the path, the fixtures,
+the stored results."""
+
+import glob
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.dont_write_bytecode = True
+
+from fibbench.models import parse_models  # noqa: E402
+
+
+def fixture_text(name):
+    with open(os.path.join(HERE, "fixtures", name)) as f:
+        return f.read()
+
+
+def registry():
+    """The models as fibd --list-models --json gives them (a fixture)."""
+    return parse_models(fixture_text("list-models.json"))
+
+
+def stored_results():
+    """(path, result) of every run kept in docs/results."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "docs", "results",
+                                              "*.json"))):
+        with open(path) as f:
+            out.append((path, json.load(f)))
+    return out
+
+
+def sections(markdown):
+    """{heading: section text} of a report's ### sections."""
+    out = {}
+    for part in ("\n" + markdown).split("\n### ")[1:]:
+        head, _, body = part.partition("\n")
+        out[head] = body
+    return out
+
+
+def table_lines(text):
+    return [ln for ln in text.splitlines() if ln.startswith("|")]

@@ -1,0 +1,98 @@
+#include "ctx.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "san.h"
+
+struct coro_ctx_stacks {
+	struct coro__stacks pool;
+};
+
+struct coro_ctx_stacks *coro_ctx_stacks_new(size_t len, unsigned cache)
+{
+	struct coro_ctx_stacks *s = malloc(sizeof(*s));
+	int err;
+
+	if (!s)
+		return NULL;
+	err = coro__stacks_init(&s->pool, len, cache);
+	if (err) {
+		free(s);
+		errno = -err;
+		return NULL;
+	}
+	return s;
+}
+
+void coro_ctx_stacks_free(struct coro_ctx_stacks *s)
+{
+	coro__stacks_destroy(&s->pool);
+	free(s);
+}
+
+void coro_ctx_thread(struct coro_ctx *ctx)
+{
+	pthread_attr_t attr;
+
+	*ctx = (struct coro_ctx){.tsan_fiber = tsan_current()};
+	if (!pthread_getattr_np(pthread_self(), &attr)) {
+		pthread_attr_getstack(&attr, &ctx->stack, &ctx->stack_len);
+		pthread_attr_destroy(&attr);
+	}
+}
+
+void coro_ctx_switch(struct coro_ctx *from, struct coro_ctx *to)
+{
+	tsan_switch(to->tsan_fiber);
+	/* NULL: ASan may drop a finished stack's fake frames for good. */
+	san_start_switch(from->finished ? NULL : &from->asan_fake, to->stack,
+			 to->stack_len);
+	coro__switch(&from->sp, to->sp);
+	san_finish_switch(from->asan_fake);
+}
+
+/* Where coro__trampoline lands: the first instructions of a context. */
+static void ctx_main(struct coro_ctx *ctx)
+{
+	san_finish_switch(NULL);
+	ctx->fn(ctx->arg);
+	ctx->finished = true;
+	coro_ctx_switch(ctx, ctx->ret);
+	__builtin_unreachable();
+}
+
+int coro_ctx_make(struct coro_ctx *ctx, struct coro_ctx_stacks *s,
+		  void (*fn)(void *), void *arg, struct coro_ctx *ret)
+{
+	uintptr_t top;
+	uint64_t *sp;
+
+	*ctx = (struct coro_ctx){.fn = fn, .arg = arg, .ret = ret};
+	ctx->stack = coro__stack_get(&s->pool);
+	if (!ctx->stack)
+		return -ENOMEM;
+	ctx->stack_len = s->pool.len;
+	ctx->tsan_fiber = tsan_create();
+	/* The frame coro__switch pops (switch.S), as sched.c builds it. */
+	top = ((uintptr_t)ctx->stack + ctx->stack_len) & ~(uintptr_t)15;
+	sp = (uint64_t *)(top - 80);
+	sp[0] = 0x1f80 | (uint64_t)0x037f << 32; /* default mxcsr, fpu cw */
+	sp[1] = sp[2] = 0;			 /* r15, r14 */
+	sp[3] = (uintptr_t)ctx_main;		 /* r13: called */
+	sp[4] = (uintptr_t)ctx;			 /* r12: its argument */
+	sp[5] = sp[6] = 0;			 /* rbx; rbp ends frame chain */
+	sp[7] = (uintptr_t)coro__trampoline;	 /* at top-24: 8 mod 16 */
+	ctx->sp = sp;
+	return 0;
+}
+
+void coro_ctx_free(struct coro_ctx *ctx, struct coro_ctx_stacks *s)
+{
+	tsan_destroy(ctx->tsan_fiber);
+	coro__stack_put(&s->pool, ctx->stack);
+	ctx->stack = NULL;
+}
