@@ -81,7 +81,8 @@ void evaccept_shed_done(struct evaccept *a)
 		a->reserve = evaccept_reserve();
 }
 
-int evaccept_next_lend(struct evaccept *a)
+/* evaccept_next(), leaving a shed connection in a->lent. */
+static int evaccept_next_lend(struct evaccept *a)
 {
 	int fd;
 

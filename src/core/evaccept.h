@@ -64,15 +64,6 @@ void evaccept_init(struct evaccept *a, int lfd);
 int evaccept_next(struct evaccept *a, const struct server_cfg *cfg);
 
 /*
- * evaccept_next(), except that -EBUSY sheds nothing yet: the connection
- * accepted in the reserve's place is a->lent, for the caller to turn away
- * after the bounded wait for its first bytes (evaccept_tell_busy()), close,
- * then evaccept_shed_done(). Meanwhile the reserve is out, and running out
- * again gives -EMFILE (back off, or resume once the lent one is closed).
- */
-int evaccept_next_lend(struct evaccept *a);
-
-/*
  * Out of descriptors: give the reserve up and accept one pending
  * connection in its place. Returns -EBUSY with it in a->lent, or -EMFILE
  * when the reserve is out already or nothing could be accepted (back off).
