@@ -116,6 +116,39 @@ static struct evconn_slot *evconn_slot_new(struct evconn *c)
 	return s;
 }
 
+/* How a fib/1 line is framed: status 0, as it is. */
+static const struct http_resp evconn_line_resp;
+
+/*
+ * Queues a reply that exists now, in order: straight into the output when
+ * nothing is ahead of it, else into a ready slot behind the requests still
+ * computing. Takes r over.
+ */
+static void evconn_put(struct evconn *c, const struct http_resp *http,
+		       struct reply *r)
+{
+	struct evconn_slot *s;
+
+	if (!c->head) {
+		if (evconn_emit(c, http, r))
+			c->state = EVCONN_DONE;
+		reply_release(r);
+		return;
+	}
+	s = evconn_slot_new(c);
+	if (!s) {
+		reply_release(r);
+		c->state = EVCONN_DONE;
+		return;
+	}
+	s->http = *http;
+	s->r = *r;
+	if (r->text == r->inline_buf)
+		s->r.text = s->r.inline_buf; /* it points into its own struct */
+	s->ready = true;
+	c->held += s->r.len;
+}
+
 /* Is this request cheap enough to answer on the loop, right now? */
 static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
 {
@@ -149,16 +182,11 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 	bool here = evconn_inline(c, st, n);
 	struct evconn_slot *s;
 	struct reply r;
-	int err;
 
 	c->progress = true;
-	if (here && !c->head) {
+	if (here) {
 		evconn_answer(cfg, st, n, x, &r);
-		err = x ? evconn_emit(c, &x->resp, &r)
-			: buf_append(&c->out, r.text, r.len);
-		if (err)
-			c->state = EVCONN_DONE;
-		reply_release(&r);
+		evconn_put(c, x ? &x->resp : &evconn_line_resp, &r);
 		return;
 	}
 	s = evconn_slot_new(c);
@@ -168,12 +196,6 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 	}
 	if (x)
 		s->http = x->resp; /* else status 0: a line (calloc) */
-	if (here) {
-		evconn_answer(cfg, st, n, x, &s->r);
-		s->ready = true;
-		c->held += s->r.len;
-		return;
-	}
 	s->lim = cfg->lim;
 	s->n = n;
 	s->t0 = metrics_job_begin();
@@ -498,6 +520,36 @@ struct evconn *evconn_job_done(struct tpool_job *job)
 	if (evconn_answering(c))
 		evconn_advance(c);
 	return c;
+}
+
+bool evconn_partial(const struct evconn *c)
+{
+	return buf_used(&c->in) && evconn_can_take(c);
+}
+
+void evconn_timeout(struct evconn *c)
+{
+	struct http_exchange x;
+	struct reply r;
+	bool http = c->mode == EVCONN_HTTP ||
+		    (c->mode == EVCONN_SNIFF &&
+		     http_sniff(buf_head(&c->in), buf_used(&c->in)) != 0);
+
+	if (c->state != EVCONN_OPEN)
+		return;
+	buf_consume(&c->in, buf_used(&c->in));
+	if (http) {
+		http_timeout(&x);
+		http_body(c->cfg->lim, &x, &r);
+		evconn_put(c, &x.resp, &r);
+	} else {
+		reply_set(&r, PROTO_TIMEOUT_LINE,
+			  sizeof(PROTO_TIMEOUT_LINE) - 1);
+		evconn_put(c, &evconn_line_resp, &r);
+	}
+	metrics_batch_flush(&c->cfg->mb);
+	if (c->state == EVCONN_OPEN)
+		c->state = EVCONN_FAILING;
 }
 
 void evconn_stop(struct evconn *c)

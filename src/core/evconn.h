@@ -174,6 +174,24 @@ void evconn_stop(struct evconn *c);
 /* The epoll events to wait for: EPOLLIN, EPOLLOUT, both or none. */
 unsigned evconn_events(const struct evconn *c);
 
+/*
+ * Header timeout. Is part of a request buffered, waiting for the rest from
+ * the client? (Not when a cap holds whole requests back: then the client
+ * waits for us.) The loop starts the --header-timeout clock when this
+ * becomes true or a request was taken (progress), and stops it when it
+ * turns false.
+ */
+bool evconn_partial(const struct evconn *c);
+
+/*
+ * The request did not come whole in time: drop it, answer "HTTP/1.1 408
+ * Request Timeout" (an HTTP connection, or one whose first bytes are a
+ * method) or PROTO_TIMEOUT_LINE, after every reply owed before it, then
+ * close politely (FAILING). Writes nothing: the loop then sends c->out
+ * its own way (evconn_on_writable(), or uconn's send).
+ */
+void evconn_timeout(struct evconn *c);
+
 /* Gives up on the connection now (an epoll error, a timeout): DONE. */
 void evconn_abort(struct evconn *c);
 
@@ -218,6 +236,16 @@ struct evconn_tq {
 
 /* Moves c to the tail of q with deadline now + q->timeout_ms. */
 void evconn_tq_touch(struct evconn_tq *q, struct evconn *c, uint64_t now_ms);
+
+/*
+ * The header clock's timeout: --header-timeout, or --idle-timeout when that
+ * is shorter (a slow request is also a silent one); 0 when there is none.
+ */
+static inline unsigned evconn_header_ms(unsigned header_ms, unsigned idle_ms)
+{
+	return header_ms && idle_ms && idle_ms < header_ms ? idle_ms
+							   : header_ms;
+}
 
 /* Takes c out of its queue, if any. */
 void evconn_tq_remove(struct evconn *c);

@@ -28,20 +28,92 @@ static int evloop_watch(struct evloop *l, int op, int fd, unsigned events,
 	return epoll_ctl(l->ep, op, fd, &ev) ? -errno : 0;
 }
 
+/* Turns fd away at once, in the protocol its first bytes (if any) show. */
+static void evloop_busy_now(struct evloop *l, int fd)
+{
+	evaccept_tell_busy(fd, l->cfg);
+	close(fd);
+}
+
+/*
+ * Turns fd away once its first bytes come or EVACCEPT_BUSY_WAIT_MS pass
+ * (evaccept.h says why), without waiting here: it waits in the epoll set.
+ * With EVACCEPT_BUSY_MAX waiting already, it is answered now.
+ */
+static void evloop_busy_later(struct evloop *l, int fd)
+{
+	struct evloop_busy *b = NULL;
+
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX && !b; i++)
+		if (l->busy[i].fd < 0)
+			b = &l->busy[i];
+	if (!b || evloop_watch(l, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP, b)) {
+		evloop_busy_now(l, fd);
+		return;
+	}
+	b->fd = fd;
+	b->deadline_ms = evloop_now_ms() + EVACCEPT_BUSY_WAIT_MS;
+}
+
+/* Its bytes came, its time is up, or a stop began: answer and close. */
+static void evloop_busy_answer(struct evloop *l, struct evloop_busy *b)
+{
+	evloop_busy_now(l, b->fd); /* close() takes it out of the set */
+	b->fd = -1;
+}
+
+/* The refused connection that p points at, or NULL. */
+static struct evloop_busy *evloop_busy_of(struct evloop *l, void *p)
+{
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)l->busy;
+
+	if (a < lo || a >= (uintptr_t)(l->busy + EVACCEPT_BUSY_MAX))
+		return NULL;
+	return p;
+}
+
+/* Answers the refused connections whose time is up (all: every). */
+static void evloop_busy_expire(struct evloop *l, bool every)
+{
+	uint64_t now = evloop_now_ms();
+
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++)
+		if (l->busy[i].fd >= 0 &&
+		    (every || l->busy[i].deadline_ms <= now))
+			evloop_busy_answer(l, &l->busy[i]);
+}
+
+/* Milliseconds until the first refused connection's time is up, or -1. */
+static int evloop_busy_wait_ms(const struct evloop *l, uint64_t now)
+{
+	int t = -1, u;
+
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++) {
+		if (l->busy[i].fd < 0)
+			continue;
+		u = l->busy[i].deadline_ms > now
+			? (int)(l->busy[i].deadline_ms - now)
+			: 0;
+		if (t < 0 || u < t)
+			t = u;
+	}
+	return t;
+}
+
 /* A new connection: a task parked in epoll, waiting for its first line. */
 static void evloop_add_conn(struct evloop *l, int fd)
 {
 	struct evconn *c = malloc(sizeof(*c));
 
 	if (!c) {
-		server_reject_busy(fd, l->cfg);
+		evloop_busy_now(l, fd);
 		return;
 	}
 	evconn_init(c, fd, &l->ecfg);
 	c->armed = EPOLLIN;
 	if (evloop_watch(l, EPOLL_CTL_ADD, fd, c->armed, c)) {
 		metrics_conn_close(); /* evconn_init() counted it */
-		server_reject_busy(fd, l->cfg);
+		evloop_busy_now(l, fd);
 		free(c);
 		return;
 	}
@@ -69,7 +141,7 @@ static void evloop_accept(struct evloop *l)
 			return;
 		}
 		if (atomic_load(l->nopen) >= l->cfg->max_conns)
-			server_reject_busy(fd, l->cfg);
+			evloop_busy_later(l, fd);
 		else
 			evloop_add_conn(l, fd);
 	}
@@ -101,6 +173,20 @@ static void evloop_free_dead(struct evloop *l)
 }
 
 /*
+ * The clock that runs for an open connection: the header clock from the
+ * first byte of a request until it is whole (a new request restarts it),
+ * the idle clock otherwise (progress restarts it).
+ */
+static void evloop_clock(struct evloop *l, struct evconn *c)
+{
+	struct evconn_tq *q =
+	    l->header.timeout_ms && evconn_partial(c) ? &l->header : &l->idle;
+
+	if (c->tq != q || c->progress)
+		evconn_tq_touch(q, c, evloop_now_ms());
+}
+
+/*
  * After anything happened to c: close it if it is done; otherwise restart
  * its timeout if it made progress and tell epoll what it now waits for.
  */
@@ -119,8 +205,8 @@ static void evloop_settle(struct evloop *l, struct evconn *c)
 	}
 	if (c->state == EVCONN_LINGER && c->tq != &l->linger)
 		evconn_tq_touch(&l->linger, c, evloop_now_ms());
-	else if (c->progress && c->tq == &l->idle)
-		evconn_tq_touch(&l->idle, c, evloop_now_ms());
+	else if (c->tq != &l->linger)
+		evloop_clock(l, c);
 	c->progress = false;
 	want = evconn_events(c);
 	if (want != c->armed && !evloop_watch(l, EPOLL_CTL_MOD, c->fd, want, c))
@@ -170,18 +256,23 @@ static void evloop_reap(struct evloop *l)
 static void evloop_begin_stop(struct evloop *l)
 {
 	uint64_t deadline = evloop_now_ms() + EVLOOP_STOP_GRACE_MS;
+	struct evconn_tq *qs[] = {&l->idle, &l->header};
 	struct evconn *c;
 
 	l->stopping = true;
 	l->ecfg.stopping = true;
 	epoll_ctl(l->ep, EPOLL_CTL_DEL, stop_eventfd(), NULL);
 	evaccept_close(&l->acc);
-	l->idle.timeout_ms = EVLOOP_STOP_GRACE_MS;
-	for (c = l->idle.head; c; c = c->tq_next) {
-		/* The same deadline for all: the queue stays sorted. */
-		if (c->deadline_ms > deadline)
-			c->deadline_ms = deadline;
-		evconn_stop(c);
+	evloop_busy_expire(l, true);
+	for (unsigned i = 0; i < 2; i++) {
+		if (qs[i] == &l->idle || qs[i]->timeout_ms)
+			qs[i]->timeout_ms = EVLOOP_STOP_GRACE_MS;
+		for (c = qs[i]->head; c; c = c->tq_next) {
+			/* The same deadline for all: the queue stays sorted. */
+			if (c->deadline_ms > deadline)
+				c->deadline_ms = deadline;
+			evconn_stop(c);
+		}
 	}
 }
 
@@ -202,6 +293,25 @@ static void evloop_expire(struct evloop *l, struct evconn_tq *q)
 	}
 }
 
+/* Requests that did not come whole in time: 408, or the ERR line. */
+static void evloop_expire_headers(struct evloop *l)
+{
+	uint64_t now = evloop_now_ms();
+	struct evconn *c;
+
+	while ((c = evconn_tq_expired(&l->header, now))) {
+		if (l->stopping) {
+			evconn_abort(c); /* its grace is over */
+		} else {
+			evconn_timeout(c);
+			evconn_on_writable(c);
+		}
+		c->progress = false; /* its clock is now the idle one */
+		evconn_tq_remove(c);
+		evloop_settle(l, c);
+	}
+}
+
 /* How long epoll may sleep: until the nearest deadline. */
 static int evloop_timeout(const struct evloop *l)
 {
@@ -209,6 +319,12 @@ static int evloop_timeout(const struct evloop *l)
 	int t = evconn_tq_wait_ms(&l->idle, now);
 	int u = evconn_tq_wait_ms(&l->linger, now);
 
+	if (u >= 0 && (t < 0 || u < t))
+		t = u;
+	u = evconn_tq_wait_ms(&l->header, now);
+	if (u >= 0 && (t < 0 || u < t))
+		t = u;
+	u = evloop_busy_wait_ms(l, now);
 	if (u >= 0 && (t < 0 || u < t))
 		t = u;
 	if (l->accept_paused) {
@@ -240,6 +356,8 @@ static void evloop_dispatch(struct evloop *l, struct epoll_event *ev)
 		evloop_reap(l);
 	else if (p == &evloop_tag_stop)
 		evloop_begin_stop(l);
+	else if (evloop_busy_of(l, p))
+		evloop_busy_answer(l, p);
 	else
 		evloop_conn_event(l, p, ev->events);
 }
@@ -258,7 +376,9 @@ void evloop_run(struct evloop *l)
 		for (int i = 0; i < n; i++)
 			evloop_dispatch(l, &evs[i]);
 		evloop_expire(l, &l->idle);
+		evloop_expire_headers(l);
 		evloop_expire(l, &l->linger);
+		evloop_busy_expire(l, false);
 		evloop_free_dead(l);
 		evloop_resume_accept(l);
 	}
@@ -271,7 +391,11 @@ int evloop_init(struct evloop *l, const struct server_cfg *cfg, int lfd,
 
 	*l = (struct evloop){.cfg = cfg, .pool = pool, .nopen = nopen};
 	l->idle.timeout_ms = cfg->idle_timeout_ms;
+	l->header.timeout_ms =
+	    evconn_header_ms(cfg->header_timeout_ms, cfg->idle_timeout_ms);
 	l->linger.timeout_ms = EVCONN_LINGER_MS;
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++)
+		l->busy[i].fd = -1;
 	evaccept_init(&l->acc, lfd);
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (l->ep < 0) {
@@ -311,6 +435,7 @@ void evloop_destroy(struct evloop *l)
 	/* After a stop every connection is gone, so no job is in the pool. */
 	if (!l->stopping)
 		evaccept_close(&l->acc);
+	evloop_busy_expire(l, true);
 	if (l->cq)
 		tpool_cq_destroy(l->cq);
 	close(l->ep);

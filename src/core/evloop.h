@@ -3,7 +3,9 @@
  * the engine of the event-driven models.
  *
  * The loop owns a non-blocking listener, the epoll set, the connections and
- * their timeouts (--idle-timeout, and the polite close after an error). With
+ * their timeouts (--idle-timeout; --header-timeout, from the first byte of
+ * a request until it is whole; the polite close after an error), and the
+ * connections it turns away while they wait for their first bytes. With
  * a worker pool, expensive requests go to it and the pipe of the loop's
  * own completion queue wakes the loop (async; reactor, whose loops share
  * one pool); without one every request is computed on the loop. A stop
@@ -29,6 +31,12 @@
 /* At a stop, a client that does not read its replies gets this long. */
 #define EVLOOP_STOP_GRACE_MS 5000
 
+/* A connection turned away, waiting for its first bytes (evaccept.h). */
+struct evloop_busy {
+	int fd; /* -1: a free place */
+	uint64_t deadline_ms;
+};
+
 struct evloop {
 	const struct server_cfg *cfg;
 	int ep;		     /* the epoll set */
@@ -39,11 +47,13 @@ struct evloop {
 	struct tpool_cq *cq; /* the pool's jobs come back here */
 	struct evconn_cfg ecfg;
 	struct evconn_tq idle;	 /* open connections, by last progress */
+	struct evconn_tq header; /* part of a request in: --header-timeout */
 	struct evconn_tq linger; /* closing politely, by start of linger */
 	atomic_uint *nopen;	 /* connections with a socket: --max-conns */
 	unsigned nlive;		 /* structs not yet freed, closed ones too */
 	struct evconn *dead;	 /* to free after this batch, via tq_next */
 	bool stopping;
+	struct evloop_busy busy[EVACCEPT_BUSY_MAX]; /* refused, not answered */
 };
 
 /*

@@ -4,13 +4,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "metrics.h"
+#include "stop.h"
+
+/* The empty lines (CRLF or LF) at the start of buf[0..len): their length. */
+static size_t http_leading_empty(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (;;) {
+		if (i < len && buf[i] == '\n')
+			i++;
+		else if (i + 1 < len && buf[i] == '\r' && buf[i + 1] == '\n')
+			i += 2;
+		else
+			return i;
+	}
+}
 
 int http_sniff(const char *buf, size_t len)
 {
-	size_t i;
+	size_t skip = http_leading_empty(buf, len), i;
 
+	/* Empty lines alone are the line protocol's empty requests. */
+	if (skip && skip == len)
+		return 0;
+	buf += skip;
+	len -= skip;
 	for (i = 0; i < len && i <= HTTP_METHOD_MAX; i++) {
 		if (buf[i] == ' ')
 			return i > 0;
@@ -137,6 +159,19 @@ static int http_field(const char *s, size_t n, struct http_header *h)
 	return 0;
 }
 
+/*
+ * No head within buf[0..max_head): was it the request line that did not
+ * end (a request-target too long: 414), or the fields after it (431)?
+ */
+static int http_too_large(const char *buf, size_t max_head)
+{
+	size_t skip = http_leading_empty(buf, max_head);
+
+	if (skip < max_head && !memchr(buf + skip, '\n', max_head - skip))
+		return HTTP_PARSE_URI_TOO_LONG;
+	return HTTP_PARSE_TOO_LARGE;
+}
+
 ssize_t http_parse_request(const char *buf, size_t len, size_t max_head,
 			   struct http_request *req,
 			   struct http_header *headers, size_t max_headers)
@@ -146,7 +181,7 @@ ssize_t http_parse_request(const char *buf, size_t len, size_t max_head,
 	size_t n;
 
 	if (!head)
-		return len >= max_head ? HTTP_PARSE_TOO_LARGE
+		return len >= max_head ? http_too_large(buf, max_head)
 				       : HTTP_PARSE_PARTIAL;
 	do
 		n = http_line(&p, end, &line);
@@ -171,6 +206,7 @@ struct http_fields {
 	bool has_length, bad_length, transfer_encoding;
 	uint64_t length;
 	unsigned hosts;
+	bool bad_host; /* a Host that is not uri-host [":" port] */
 };
 
 static bool http_name_is(const struct http_header *h, const char *name)
@@ -225,6 +261,65 @@ static void http_content_length(const struct http_header *h,
 	f->length = v;
 }
 
+static bool http_hexdig(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986's unreserved and sub-delims: what a reg-name is made of. */
+static bool http_host_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	       (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* [":" port]: what may follow the host. */
+static bool http_port_ok(const char *s, size_t n)
+{
+	if (!n)
+		return true;
+	if (s[0] != ':')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Host = uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name
+ * (unreserved, sub-delims, %XX), which covers IPv4 too, or an IP-literal
+ * in brackets. Empty is allowed: RFC 9112 3.2 asks a client with no
+ * authority to send it so. "a b/c", "a/b" or "user@host" are not hosts.
+ */
+static bool http_host_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n && s[0] == '[') {
+		for (i = 1; i < n && s[i] != ']'; i++)
+			if (!http_hexdig(s[i]) && s[i] != ':' && s[i] != '.' &&
+			    !http_host_char(s[i]))
+				return false;
+		return i < n && i > 1 && http_port_ok(s + i + 1, n - i - 1);
+	}
+	while (i < n && s[i] != ':') {
+		if (s[i] == '%') {
+			if (i + 2 >= n || !http_hexdig(s[i + 1]) ||
+			    !http_hexdig(s[i + 2]))
+				return false;
+			i += 3;
+			continue;
+		}
+		if (!http_host_char(s[i]))
+			return false;
+		i++;
+	}
+	return http_port_ok(s + i, n - i);
+}
+
 static void http_scan(const struct http_request *req, struct http_fields *f)
 {
 	*f = (struct http_fields){0};
@@ -237,8 +332,10 @@ static void http_scan(const struct http_request *req, struct http_fields *f)
 			http_content_length(h, f);
 		else if (http_name_is(h, "transfer-encoding"))
 			f->transfer_encoding = true;
-		else if (http_name_is(h, "host"))
+		else if (http_name_is(h, "host")) {
 			f->hosts++;
+			f->bad_host |= !http_host_ok(h->value, h->value_len);
+		}
 	}
 }
 
@@ -279,8 +376,16 @@ static void http_path(const char **t, size_t *n)
 		*n = (size_t)(q - *t);
 }
 
+/* Where /healthz asks whether a --drain is on (http_set_drain_probe()). */
+static bool (*http_drain_probe)(void) = stop_draining;
+
+void http_set_drain_probe(bool (*probe)(void))
+{
+	http_drain_probe = probe ? probe : stop_draining;
+}
+
 static void http_route(const struct proto_limits *lim,
-		       const struct http_request *req, bool draining,
+		       const struct http_request *req, bool stopping,
 		       struct http_exchange *x)
 {
 	const char *t = req->target;
@@ -293,9 +398,13 @@ static void http_route(const struct proto_limits *lim,
 		x->resp.status = x->st == PROTO_OK ? 200 : 400;
 	} else if (http_path_is(t, n, "/healthz")) {
 		x->route = HTTP_ROUTE_HEALTHZ;
-		x->resp.status = draining ? 503 : 200;
-		if (draining)
+		x->draining = http_drain_probe();
+		x->resp.status = stopping || x->draining ? 503 : 200;
+		if (x->resp.status == 503)
 			x->resp.close = true; /* let a balancer move on */
+	} else if (http_path_is(t, n, "/")) {
+		x->route = HTTP_ROUTE_INDEX;
+		x->resp.status = 200;
 	} else if (http_path_is(t, n, "/metrics")) {
 		x->route = HTTP_ROUTE_METRICS;
 		x->resp.status = 200;
@@ -314,7 +423,7 @@ static bool http_method_is(const struct http_request *req, const char *m)
 /* Decides a well-formed head. The order is that of the questions a server
  * must ask before it may trust the framing of what follows. */
 static void http_decide(const struct proto_limits *lim,
-			const struct http_request *req, bool draining,
+			const struct http_request *req, bool stopping,
 			struct http_exchange *x)
 {
 	bool get = http_method_is(req, "GET"),
@@ -334,16 +443,18 @@ static void http_decide(const struct proto_limits *lim,
 		http_fail(x, 501, "Transfer-Encoding is not supported\n", true);
 	else if (f.hosts > 1 || (req->minor > 0 && f.hosts == 0))
 		http_fail(x, 400, "an HTTP/1.1 request needs one Host\n", true);
+	else if (f.bad_host)
+		http_fail(x, 400, "bad Host\n", true);
 	else if (!get && !head)
 		http_fail(x, 405, "method not allowed\n", f.length > 0);
 	else if (f.length > 0)
 		http_fail(x, 413, "request bodies are not accepted\n", true);
 	else
-		http_route(lim, req, draining, x);
+		http_route(lim, req, stopping, x);
 }
 
 size_t http_next(const struct proto_limits *lim, const char *buf, size_t len,
-		 bool draining, struct http_exchange *x)
+		 bool stopping, struct http_exchange *x)
 {
 	struct http_header headers[HTTP_HEADERS_MAX];
 	struct http_request req;
@@ -354,6 +465,11 @@ size_t http_next(const struct proto_limits *lim, const char *buf, size_t len,
 			       HTTP_HEADERS_MAX);
 	if (n == HTTP_PARSE_PARTIAL)
 		return 0;
+	if (n == HTTP_PARSE_URI_TOO_LONG) {
+		http_fail(x, 414, "request line too long (max 8192 bytes)\n",
+			  true);
+		return len;
+	}
 	if (n == HTTP_PARSE_TOO_LARGE) {
 		http_fail(x, 431, "request head too large (max 8192 bytes)\n",
 			  true);
@@ -363,7 +479,7 @@ size_t http_next(const struct proto_limits *lim, const char *buf, size_t len,
 		http_fail(x, 400, "bad request\n", true);
 		return len;
 	}
-	http_decide(lim, &req, draining, x);
+	http_decide(lim, &req, stopping, x);
 	return (size_t)n;
 }
 
@@ -391,6 +507,27 @@ static void http_text_body(struct reply *body, const char *text)
 	reply_set(body, text, strlen(text));
 }
 
+/* GET /: what this port answers, for a person who opens it in a browser. */
+static const char http_index_text[] =
+    "fibd: Fibonacci numbers over TCP; this port speaks two protocols.\n"
+    "\n"
+    "HTTP/1.1 (GET or HEAD):\n"
+    "  /fib/N    fib(N) in decimal, e.g. /fib/30 gives 832040\n"
+    "  /metrics  counters in Prometheus text format\n"
+    "  /healthz  ok, or 503 while the server drains or stops\n"
+    "\n"
+    "fib/1, the line protocol: send N and a newline, get fib(N) and a\n"
+    "newline (nc 127.0.0.1 PORT, then type 30).\n";
+
+static void http_index_body(const struct proto_limits *lim,
+			    struct http_exchange *x, struct reply *body)
+{
+	if (reply_set(body, http_index_text, sizeof(http_index_text) - 1)) {
+		proto_error_reply(lim, PROTO_INTERNAL, body);
+		x->resp.status = 500;
+	}
+}
+
 void http_body(const struct proto_limits *lim, struct http_exchange *x,
 	       struct reply *body)
 {
@@ -399,8 +536,12 @@ void http_body(const struct proto_limits *lim, struct http_exchange *x,
 		proto_error_reply(lim, x->st, body);
 		break;
 	case HTTP_ROUTE_HEALTHZ:
-		http_text_body(body,
-			       x->resp.status == 200 ? "ok\n" : "stopping\n");
+		http_text_body(body, x->resp.status == 200 ? "ok\n"
+				     : x->draining	   ? "draining\n"
+							   : "stopping\n");
+		break;
+	case HTTP_ROUTE_INDEX:
+		http_index_body(lim, x, body);
 		break;
 	case HTTP_ROUTE_METRICS:
 		http_metrics_body(lim, x, body);
@@ -431,8 +572,12 @@ static const char *http_reason_phrase(int status)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
 	case 413:
 		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 501:
@@ -468,6 +613,66 @@ static char *http_put_uint(char *p, uint64_t v)
 	return p;
 }
 
+/* Two digits, zero-padded. */
+static char *http_put_2(char *p, unsigned v)
+{
+	*p++ = (char)('0' + v / 10 % 10);
+	*p++ = (char)('0' + v % 10);
+	return p;
+}
+
+size_t http_format_date(char *dst, time_t t)
+{
+	static const char wdays[] = "ThuFriSatSunMonTueWed"; /* from 1970 */
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	uint64_t days = (uint64_t)(t > 0 ? t : 0) / 86400,
+		 secs = (uint64_t)(t > 0 ? t : 0) % 86400;
+	/* Days to a civil date (Howard Hinnant's algorithm, from 0000-03-01).
+	 */
+	uint64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+	uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	uint64_t mp = (5 * doy + 2) / 153, day = doy - (153 * mp + 2) / 5 + 1;
+	uint64_t month = mp < 10 ? mp + 3 : mp - 9;
+	uint64_t year = yoe + era * 400 + (month <= 2);
+	char *p = dst;
+
+	memcpy(p, wdays + days % 7 * 3, 3);
+	p = http_put(p + 3, ", ");
+	p = http_put_2(p, (unsigned)day);
+	*p++ = ' ';
+	memcpy(p, months + (month - 1) * 3, 3);
+	p += 3;
+	*p++ = ' ';
+	p = http_put_2(p, (unsigned)(year / 100));
+	p = http_put_2(p, (unsigned)(year % 100));
+	*p++ = ' ';
+	p = http_put_2(p, (unsigned)(secs / 3600));
+	*p++ = ':';
+	p = http_put_2(p, (unsigned)(secs / 60 % 60));
+	*p++ = ':';
+	p = http_put_2(p, (unsigned)(secs % 60));
+	p = http_put(p, " GMT");
+	return (size_t)(p - dst);
+}
+
+/*
+ * Now as an IMF-fixdate. Each thread formats it once a second and keeps
+ * it: time() is a vDSO read, the formatting is what would cost.
+ */
+static const char *http_date_now(void)
+{
+	static _Thread_local time_t cached = -1;
+	static _Thread_local char text[HTTP_DATE_LEN + 1];
+	time_t now = time(NULL);
+
+	if (now != cached) {
+		text[http_format_date(text, now)] = '\0';
+		cached = now;
+	}
+	return text;
+}
+
 size_t http_format_head(char *dst, int status, const struct http_resp *resp,
 			size_t body_len)
 {
@@ -476,6 +681,8 @@ size_t http_format_head(char *dst, int status, const struct http_resp *resp,
 	p = http_put_uint(p, (uint64_t)status);
 	*p++ = ' ';
 	p = http_put(p, http_reason_phrase(status));
+	p = http_put(p, "\r\nDate: ");
+	p = http_put(p, http_date_now());
 	p = http_put(p, resp->metrics ? "\r\nContent-Type: text/plain; "
 					"version=0.0.4; charset=utf-8"
 				      : "\r\nContent-Type: text/plain; "
@@ -484,6 +691,8 @@ size_t http_format_head(char *dst, int status, const struct http_resp *resp,
 	p = http_put_uint(p, body_len);
 	if (status == 405)
 		p = http_put(p, "\r\nAllow: GET, HEAD");
+	if (status == 503)
+		p = http_put(p, "\r\nRetry-After: " HTTP_RETRY_AFTER_S);
 	if (resp->close)
 		p = http_put(p, "\r\nConnection: close");
 	else if (resp->keep_alive)
@@ -505,4 +714,25 @@ int http_append(struct buf *out, const struct http_resp *resp,
 	if (!err && !resp->head)
 		err = buf_append(out, body->text, body->len);
 	return err;
+}
+
+void http_timeout(struct http_exchange *x)
+{
+	*x = (struct http_exchange){.route = HTTP_ROUTE_ERROR};
+	http_fail(x, 408, "request timeout\n", true);
+}
+
+size_t http_busy_reply(const char *first, size_t len, char *dst)
+{
+	struct http_resp resp = {.status = 503, .close = true};
+	struct reply r;
+	size_t n = 0;
+
+	proto_error_reply(NULL, PROTO_BUSY, &r);
+	if (len && http_sniff(first, len) != 0)
+		n = http_format_head(dst, 503, &resp, r.len);
+	memcpy(dst + n, r.text, r.len);
+	n += r.len;
+	reply_release(&r);
+	return n;
 }

@@ -13,12 +13,25 @@
  * The decision is taken once per connection, on its first bytes; until they
  * decide, the engine waits for more (or, at EOF, serves them as a line).
  *
+ * Empty lines first. RFC 9112 2.2 lets a server skip empty lines (CRLF or
+ * LF) before a request line, and some clients send one after a previous
+ * request's body. On fib/1 an empty line is a request of its own ("ERR
+ * empty request", answered at once). Both hold with one rule: empty lines
+ * followed, in the same bytes, by a method token and a space open HTTP
+ * (the parser skips them); empty lines that are all there is, or followed
+ * by anything else, are the line protocol. So a client that types Enter
+ * gets its ERR at once, and an HTTP client's leading CRLF arrives with its
+ * request line in one segment.
+ *
  * Routes (GET, or HEAD for the same headers without the body):
+ *   /         200 and a short index of this port: the routes below and
+ *             the line protocol
  *   /fib/N    200 and fib(N) with '\n', exactly the line protocol's reply;
  *             a bad N is 400 whose body is the ERR line the line protocol
  *             sends (proto_parse() judges N), a failed compute 500
- *   /healthz  200 "ok" while serving, 503 "stopping" (and close) once a
- *             stop has begun
+ *   /healthz  200 "ok" while serving; 503 "draining" during a --drain
+ *             (stop_draining()), 503 "stopping" once a stop has begun;
+ *             a 503 closes the connection
  *   /metrics  200 and every counter in Prometheus text format (metrics.h)
  *   other     404; a method other than GET and HEAD is 405
  * A query string is ignored; an absolute URI (http://host/fib/1) is routed
@@ -28,12 +41,18 @@
  * "Connection: close"; HTTP/1.0 closes it unless it says
  * "Connection: keep-alive". Pipelined requests are answered in order.
  * These close it after their response, because the framing of what follows
- * cannot be trusted: a malformed head (400), a head longer than
- * HTTP_HEAD_MAX or with more than HTTP_HEADERS_MAX fields (431), a request
- * with a body (Content-Length > 0: 413, or 405 for a method we do not
- * serve), Transfer-Encoding (501), an HTTP major version other than 1 (505),
- * an HTTP/1.1 request without exactly one Host (400). fibd serves no
- * request bodies, so it never has to skip one and cannot desynchronise.
+ * cannot be trusted: a malformed head (400), a request line that does not
+ * end within HTTP_HEAD_MAX (414), a head longer than HTTP_HEAD_MAX or with
+ * more than HTTP_HEADERS_MAX fields (431), a request with a body
+ * (Content-Length > 0: 413, or 405 for a method we do not serve),
+ * Transfer-Encoding (501), an HTTP major version other than 1 (505), an
+ * HTTP/1.1 request without exactly one Host, or a Host that is not
+ * uri-host [":" port] (400). fibd serves no request bodies, so it never
+ * has to skip one and cannot desynchronise. An engine whose client sends
+ * a head too slowly (--header-timeout) answers http_timeout(): 408, close.
+ *
+ * Every response carries Date (an IMF-fixdate, formatted once a second per
+ * thread); a 503 carries Retry-After.
  */
 #ifndef FIBD_CORE_HTTP_H
 #define FIBD_CORE_HTTP_H
@@ -42,6 +61,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "buf.h"
 #include "proto.h"
@@ -49,13 +69,18 @@
 #define HTTP_METHOD_MAX	   16	/* the longest method token sniffed */
 #define HTTP_HEAD_MAX	   8192 /* request line + headers, as nginx's 8k */
 #define HTTP_HEADERS_MAX   64	/* header fields in one request */
-#define HTTP_RESP_HEAD_MAX 192	/* the longest response head we format */
+#define HTTP_RESP_HEAD_MAX 256	/* the longest response head we format */
+#define HTTP_DATE_LEN	   29	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+#define HTTP_RETRY_AFTER_S "1"	/* a 503's Retry-After, in seconds */
+/* The longest http_busy_reply(): a head and "ERR server busy\n". */
+#define HTTP_BUSY_MAX (HTTP_RESP_HEAD_MAX + 16)
 
 /*
  * Does buf[0..len), the first bytes of a connection, open an HTTP request?
  * Returns 1 (HTTP), 0 (the line protocol) or HTTP_SNIFF_MORE when every
- * byte so far is a possible method prefix and more must come. Reads
- * nothing past len.
+ * byte so far (after leading empty lines) is a possible method prefix and
+ * more must come. Empty lines alone are 0 (see "Empty lines first").
+ * Reads nothing past len.
  */
 #define HTTP_SNIFF_MORE (-2)
 int http_sniff(const char *buf, size_t len);
@@ -83,6 +108,8 @@ struct http_request {
 #define HTTP_PARSE_FAILED    (-1) /* not a valid request head */
 #define HTTP_PARSE_PARTIAL   (-2) /* no complete head yet: read more */
 #define HTTP_PARSE_TOO_LARGE (-3) /* over max_head bytes or max headers */
+#define HTTP_PARSE_URI_TOO_LONG                                                \
+	(-4) /* the request line alone does not end within max_head */
 
 /*
  * Parses one request head (request line, header fields, empty line) at the
@@ -91,8 +118,10 @@ struct http_request {
  * fields. Lines end in CRLF or a bare LF.
  * Returns the head's length (> 0), the request's first body byte being
  * buf[len]; HTTP_PARSE_PARTIAL (-2) when the head is not complete yet and
- * may still fit; HTTP_PARSE_TOO_LARGE (-3) when it is longer than max_head
- * or has more than max_headers fields; HTTP_PARSE_FAILED (-1) when it is
+ * may still fit; HTTP_PARSE_URI_TOO_LONG (-4) when not even the request
+ * line ends within max_head; HTTP_PARSE_TOO_LARGE (-3) when the head is
+ * longer than max_head otherwise, or has more than max_headers fields;
+ * HTTP_PARSE_FAILED (-1) when it is
  * malformed (a bad request line, a control character, a field without a
  * colon or with blanks before it, an obsolete folded line). Never reads
  * past len.
@@ -106,6 +135,7 @@ enum http_route {
 	HTTP_ROUTE_FIB,	    /* /fib/N: st and n say what proto_parse said */
 	HTTP_ROUTE_HEALTHZ, /* /healthz */
 	HTTP_ROUTE_METRICS, /* /metrics */
+	HTTP_ROUTE_INDEX,   /* /: what this port serves */
 	HTTP_ROUTE_ERROR,   /* status is an error with a fixed reason */
 };
 
@@ -125,18 +155,46 @@ struct http_exchange {
 	enum proto_status st; /* HTTP_ROUTE_FIB: proto_parse()'s verdict */
 	uint64_t n;	      /* HTTP_ROUTE_FIB with PROTO_OK: compute this */
 	const char *reason;   /* HTTP_ROUTE_ERROR: the body */
+	bool draining;	      /* HTTP_ROUTE_HEALTHZ: a --drain is on */
 };
 
 /*
  * Takes the next request from buf[0..len) (an HTTP connection's unread
- * input) and decides it into x. draining: a stop has begun (healthz says
- * 503). Returns the bytes to consume (> 0), or 0 when the head is not
- * complete yet. A head that can never be served (malformed, too large)
- * is decided as an error that closes the connection, and consumes all of
- * buf.
+ * input) and decides it into x. stopping: a stop has begun (healthz says
+ * 503 "stopping"; during a --drain it says 503 "draining" on its own).
+ * Returns the bytes to consume (> 0), or 0 when the head is not complete
+ * yet. A head that can never be served (malformed, too large) is decided
+ * as an error that closes the connection, and consumes all of buf.
  */
 size_t http_next(const struct proto_limits *lim, const char *buf, size_t len,
-		 bool draining, struct http_exchange *x);
+		 bool stopping, struct http_exchange *x);
+
+/*
+ * Where /healthz asks whether a --drain is on: stop_draining() by default.
+ * For tests, which cannot start a drain without a server: probe replaces
+ * it, NULL restores stop_draining(). Not thread-safe: set it before serving.
+ */
+void http_set_drain_probe(bool (*probe)(void));
+
+/* x becomes the 408 Request Timeout (and close) of a head sent too slowly. */
+void http_timeout(struct http_exchange *x);
+
+/*
+ * What to send a connection the server turns away (--max-conns, or out of
+ * descriptors), given the first bytes it sent, first[0..len), perhaps none:
+ * "503 Service Unavailable" with Retry-After and Connection: close, whose
+ * body is "ERR server busy\n", when they open an HTTP request (a method
+ * token, or a prefix of one); the line "ERR server busy\n" otherwise.
+ * Writes at most HTTP_BUSY_MAX bytes into dst; returns the length.
+ */
+size_t http_busy_reply(const char *first, size_t len, char *dst);
+
+/*
+ * Formats t (seconds since the epoch) as an IMF-fixdate,
+ * "Sun, 06 Nov 1994 08:49:37 GMT", into dst[0..HTTP_DATE_LEN). Returns
+ * HTTP_DATE_LEN.
+ */
+size_t http_format_date(char *dst, time_t t);
 
 /* Must the engine compute fib(x->n) (where its model computes)? */
 static inline bool http_wants_compute(const struct http_exchange *x)
@@ -146,8 +204,9 @@ static inline bool http_wants_compute(const struct http_exchange *x)
 
 /*
  * Fills body for any exchange that http_wants_compute() refuses: an ERR
- * line, "ok", the metrics text, a reason. Never fails: out of memory, the
- * metrics become an error reply and x->resp.status 500.
+ * line, "ok", the metrics text, the index, a reason. Never fails: out of
+ * memory, the metrics or the index become an error reply and
+ * x->resp.status 500.
  */
 void http_body(const struct proto_limits *lim, struct http_exchange *x,
 	       struct reply *body);
@@ -159,8 +218,8 @@ void http_body(const struct proto_limits *lim, struct http_exchange *x,
 int http_status(const struct http_resp *resp, const struct reply *body);
 
 /*
- * Formats the status line and header fields for a body of body_len bytes
- * into dst[0..HTTP_RESP_HEAD_MAX). Returns the length.
+ * Formats the status line and header fields (Date first) for a body of
+ * body_len bytes into dst[0..HTTP_RESP_HEAD_MAX). Returns the length.
  */
 size_t http_format_head(char *dst, int status, const struct http_resp *resp,
 			size_t body_len);

@@ -73,6 +73,13 @@ enum proto_status {
 };
 
 /*
+ * The reply to a request that did not arrive whole within --header-timeout
+ * of its first byte; the server then closes. Not a proto_status: no parse
+ * gives it, the connection's clock does.
+ */
+#define PROTO_TIMEOUT_LINE "ERR request timeout\n"
+
+/*
  * Finds the end of the first request line in buf[0..len).
  * Returns the line's length including its '\n' (> 0) when a whole line is
  * there; 0 when more bytes are needed; -1 (PROTO_FRAME_TOO_LONG) when the

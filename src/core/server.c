@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "evaccept.h"
 #include "log.h"
 #include "metrics.h"
 #include "stop.h"
@@ -215,16 +216,19 @@ int server_accept(int lfd, int flags)
 	}
 }
 
+/*
+ * A blocking accept loop may wait for the refused client's first bytes
+ * (EVACCEPT_BUSY_WAIT_MS at most, see evaccept.h): at its limit it would
+ * accept nobody it could serve meanwhile, and the kernel's backlog holds
+ * the others. Then it answers in the client's protocol.
+ */
 void server_reject_busy(int fd, const struct server_cfg *cfg)
 {
-	struct reply r;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 
-	metrics_conn_rejected();
-	proto_error_reply(cfg ? &cfg->limits : NULL, PROTO_BUSY, &r);
-	if (send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		/* The client is gone or not reading: it is closed either way.
-		 */
-	}
-	reply_release(&r);
+	while (poll(&p, 1, EVACCEPT_BUSY_WAIT_MS) < 0 && errno == EINTR &&
+	       !stop_requested())
+		;
+	evaccept_tell_busy(fd, cfg);
 	close(fd);
 }

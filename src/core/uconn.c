@@ -184,6 +184,20 @@ static void uconn_steer_recv(struct uconn *c)
 }
 
 /*
+ * The clock that runs for an open connection: the header clock from the
+ * first byte of a request until it is whole (a new request restarts it),
+ * the idle clock otherwise (progress restarts it).
+ */
+static void uconn_clock(struct uconn_ring *r, struct evconn *e)
+{
+	struct evconn_tq *q =
+	    r->header.timeout_ms && evconn_partial(e) ? &r->header : &r->idle;
+
+	if (e->tq != q || e->progress)
+		evconn_tq_touch(q, e, uconn_now_ms());
+}
+
+/*
  * After anything happened to c: answer, close it when it is done, restart
  * its timeout when it made progress, and steer its recv.
  */
@@ -207,8 +221,8 @@ static void uconn_settle(struct uconn *c)
 	}
 	if (e->state == EVCONN_LINGER && e->tq != &r->linger)
 		evconn_tq_touch(&r->linger, e, uconn_now_ms());
-	else if (e->progress && e->tq == &r->idle)
-		evconn_tq_touch(&r->idle, e, uconn_now_ms());
+	else if (e->tq != &r->linger)
+		uconn_clock(r, e);
 	e->progress = false;
 	uconn_steer_recv(c);
 }
@@ -297,16 +311,20 @@ void uconn_on_jobs(struct tpool_job *jobs)
 void uconn_stop_all(struct uconn_ring *r, unsigned grace_ms)
 {
 	uint64_t deadline = uconn_now_ms() + grace_ms;
+	struct evconn_tq *qs[] = {&r->idle, &r->header};
 	struct evconn *e;
 
 	r->stopping = true;
 	r->ecfg.stopping = true;
-	r->idle.timeout_ms = grace_ms;
-	for (e = r->idle.head; e; e = e->tq_next) {
-		/* The same deadline for all: the queue stays sorted. */
-		if (e->deadline_ms > deadline)
-			e->deadline_ms = deadline;
-		evconn_stop(e); /* recv gets what is queued, then 0 */
+	for (unsigned i = 0; i < 2; i++) {
+		if (qs[i] == &r->idle || qs[i]->timeout_ms)
+			qs[i]->timeout_ms = grace_ms;
+		for (e = qs[i]->head; e; e = e->tq_next) {
+			/* The same deadline for all: the queue stays sorted. */
+			if (e->deadline_ms > deadline)
+				e->deadline_ms = deadline;
+			evconn_stop(e); /* recv gets what is queued, then 0 */
+		}
 	}
 }
 
@@ -325,29 +343,52 @@ static void uconn_expire_queue(struct evconn_tq *q, uint64_t now)
 	}
 }
 
+/* Requests that did not come whole in time: 408, or the ERR line. */
+static void uconn_expire_headers(struct uconn_ring *r, uint64_t now)
+{
+	struct evconn *e;
+
+	while ((e = evconn_tq_expired(&r->header, now))) {
+		if (r->stopping)
+			evconn_abort(e); /* its grace is over */
+		else
+			evconn_timeout(e);
+		e->progress = false; /* its clock is now the idle one */
+		evconn_tq_remove(e);
+		uconn_settle((struct uconn *)e);
+	}
+}
+
 void uconn_expire(struct uconn_ring *r)
 {
 	uint64_t now = uconn_now_ms();
 
 	uconn_expire_queue(&r->idle, now);
+	uconn_expire_headers(r, now);
 	uconn_expire_queue(&r->linger, now);
 }
 
 int uconn_wait_ms(const struct uconn_ring *r)
 {
+	const struct evconn_tq *qs[] = {&r->idle, &r->header, &r->linger};
 	uint64_t now = uconn_now_ms();
-	int t = evconn_tq_wait_ms(&r->idle, now);
-	int u = evconn_tq_wait_ms(&r->linger, now);
+	int t = -1, u;
 
-	return u >= 0 && (t < 0 || u < t) ? u : t;
+	for (unsigned i = 0; i < 3; i++) {
+		u = evconn_tq_wait_ms(qs[i], now);
+		if (u >= 0 && (t < 0 || u < t))
+			t = u;
+	}
+	return t;
 }
 
 void uconn_free_all(struct uconn_ring *r)
 {
-	struct evconn_tq *qs[] = {&r->idle, &r->linger, &r->closing};
+	struct evconn_tq *qs[] = {&r->idle, &r->header, &r->linger,
+				  &r->closing};
 	struct uconn *c;
 
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 4; i++) {
 		while ((c = (struct uconn *)qs[i]->head)) {
 			if (c->ev.state != EVCONN_CLOSED) {
 				evconn_close(&c->ev);

@@ -54,6 +54,7 @@ enum uconn_op {
 	UCONN_OP_ACCEPT,     /* the loop's multishot accept */
 	UCONN_OP_STOP,	     /* the loop's poll on stop_eventfd() */
 	UCONN_OP_POOL,	     /* the loop's poll on its pool completion queue */
+	UCONN_OP_BUSY,	     /* the poll on a refused connection (uloop) */
 	UCONN_OP_IGNORE = 7, /* cancels: nothing to do on completion */
 };
 #define UCONN_OP_MASK 7u
@@ -63,6 +64,7 @@ struct uconn_ring {
 	struct io_uring ring;
 	struct evconn_cfg ecfg;	  /* its pool (shared by the rings), or none */
 	struct evconn_tq idle;	  /* open connections, by last progress */
+	struct evconn_tq header;  /* part of a request in: --header-timeout */
 	struct evconn_tq linger;  /* closing politely, by start of linger */
 	struct evconn_tq closing; /* closed, operations still in flight */
 	atomic_uint *nopen;	  /* sockets open, all rings: --max-conns */
@@ -110,7 +112,10 @@ void uconn_on_jobs(struct tpool_job *jobs);
  * closes; one that does not read its replies gets grace_ms. */
 void uconn_stop_all(struct uconn_ring *r, unsigned grace_ms);
 
-/* Closes the connections whose idle or linger deadline has passed. */
+/*
+ * Closes the connections whose idle or linger deadline has passed, and
+ * answers those whose request did not come whole in time (evconn_timeout()).
+ */
 void uconn_expire(struct uconn_ring *r);
 
 /* Milliseconds until the nearest deadline, or -1 for none. */

@@ -125,6 +125,82 @@ static void uloop_on_pool(struct uloop *l, unsigned flags)
 		uloop_arm_pool(l);
 }
 
+/* Turns fd away at once, in the protocol its first bytes (if any) show. */
+static void uloop_busy_now(struct uloop *l, int fd)
+{
+	evaccept_tell_busy(fd, l->cfg);
+	close(fd);
+}
+
+/*
+ * Turns fd away once its first bytes come or EVACCEPT_BUSY_WAIT_MS pass
+ * (evaccept.h says why): a poll SQE waits for them, not the loop. With
+ * EVACCEPT_BUSY_MAX polls in flight already, it is answered now.
+ */
+static void uloop_busy_later(struct uloop *l, int fd)
+{
+	struct uloop_busy *b = NULL;
+	struct io_uring_sqe *sqe;
+
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX && !b; i++)
+		if (l->busy[i].fd < 0)
+			b = &l->busy[i];
+	if (!b) {
+		uloop_busy_now(l, fd);
+		return;
+	}
+	*b = (struct uloop_busy){
+	    .fd = fd, .deadline_ms = uconn_now_ms() + EVACCEPT_BUSY_WAIT_MS};
+	l->nbusy++;
+	sqe = uconn_sqe(&l->ur);
+	io_uring_prep_poll_add(sqe, fd, POLLIN | POLLRDHUP);
+	uconn_sqe_tag(sqe, b, UCONN_OP_BUSY);
+}
+
+/*
+ * The poll completed: bytes came, or its cancel (time up, a stop) ended
+ * it. Only now may fd close: no SQE names it any more (uconn_close()).
+ */
+static void uloop_on_busy(struct uloop *l, struct uloop_busy *b)
+{
+	uloop_busy_now(l, b->fd);
+	b->fd = -1;
+	l->nbusy--;
+}
+
+/* Cancels the polls whose time is up (all: every). */
+static void uloop_busy_expire(struct uloop *l, bool every)
+{
+	uint64_t now = uconn_now_ms();
+
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++) {
+		struct uloop_busy *b = &l->busy[i];
+
+		if (b->fd < 0 || b->cancelling ||
+		    (!every && b->deadline_ms > now))
+			continue;
+		uconn_cancel(&l->ur, b, UCONN_OP_BUSY);
+		b->cancelling = true;
+	}
+}
+
+/* Milliseconds until the first refused connection's time is up, or -1. */
+static int uloop_busy_wait_ms(const struct uloop *l, uint64_t now)
+{
+	int t = -1, u;
+
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++) {
+		const struct uloop_busy *b = &l->busy[i];
+
+		if (b->fd < 0 || b->cancelling)
+			continue;
+		u = b->deadline_ms > now ? (int)(b->deadline_ms - now) : 0;
+		if (t < 0 || u < t)
+			t = u;
+	}
+	return t;
+}
+
 /* A new connection: serve it, or turn it away. */
 static void uloop_add(struct uloop *l, int fd)
 {
@@ -133,9 +209,10 @@ static void uloop_add(struct uloop *l, int fd)
 		return;
 	}
 	net_nodelay(fd);
-	if (atomic_load(l->ur.nopen) >= l->cfg->max_conns ||
-	    uconn_start(&l->ur, fd))
-		server_reject_busy(fd, l->cfg);
+	if (atomic_load(l->ur.nopen) >= l->cfg->max_conns)
+		uloop_busy_later(l, fd);
+	else if (uconn_start(&l->ur, fd))
+		uloop_busy_now(l, fd); /* no memory */
 }
 
 /*
@@ -187,6 +264,7 @@ static void uloop_begin_stop(struct uloop *l)
 		uconn_cancel(&l->ur, l, UCONN_OP_ACCEPT);
 	l->accept_resume = 0;
 	evaccept_close(&l->acc);
+	uloop_busy_expire(l, true);
 	uconn_stop_all(&l->ur, ULOOP_STOP_GRACE_MS);
 }
 
@@ -224,6 +302,9 @@ static void uloop_dispatch(struct uloop *l, const struct io_uring_cqe *cqe)
 	case UCONN_OP_POOL:
 		uloop_on_pool(l, cqe->flags);
 		break;
+	case UCONN_OP_BUSY:
+		uloop_on_busy(l, p);
+		break;
 	default:
 		break; /* a cancel's own completion */
 	}
@@ -235,10 +316,12 @@ static int uloop_wait(struct uloop *l)
 	struct io_uring_cqe *cqe;
 	struct __kernel_timespec ts;
 	int ms = uconn_wait_ms(&l->ur);
-	uint64_t now;
+	uint64_t now = uconn_now_ms();
+	int b = uloop_busy_wait_ms(l, now);
 
+	if (b >= 0 && (ms < 0 || b < ms))
+		ms = b;
 	if (l->accept_resume) {
-		now = uconn_now_ms();
 		if (l->accept_resume <= now)
 			ms = 0;
 		else if (ms < 0 || l->accept_resume - now < (uint64_t)ms)
@@ -278,13 +361,15 @@ void uloop_run(struct uloop *l)
 {
 	int err = uloop_enable(l);
 
-	while (!err && (!l->ur.stopping || l->ur.nlive || l->accepting)) {
+	while (!err &&
+	       (!l->ur.stopping || l->ur.nlive || l->accepting || l->nbusy)) {
 		err = uloop_wait(l);
 		if (err == -ETIME || err == -EINTR || err == -EBUSY ||
 		    err == -EAGAIN || err > 0)
 			err = 0;
 		uloop_reap(l);
 		uconn_expire(&l->ur);
+		uloop_busy_expire(l, false);
 		uloop_resume_accept(l);
 	}
 	if (err)
@@ -299,6 +384,10 @@ int uloop_init(struct uloop *l, const struct server_cfg *cfg, int lfd,
 	*l = (struct uloop){.cfg = cfg};
 	l->ur.nopen = nopen;
 	l->ur.idle.timeout_ms = cfg->idle_timeout_ms;
+	l->ur.header.timeout_ms =
+	    evconn_header_ms(cfg->header_timeout_ms, cfg->idle_timeout_ms);
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++)
+		l->busy[i].fd = -1;
 	l->ur.linger.timeout_ms = EVCONN_LINGER_MS;
 	evconn_cfg_init(&l->ur.ecfg, &cfg->limits, pool, workers);
 	evaccept_init(&l->acc, lfd);
@@ -336,6 +425,9 @@ void uloop_destroy(struct uloop *l)
 	/* Cancels and reaps whatever is still in flight (an aborted loop). */
 	io_uring_queue_exit(&l->ur.ring);
 	uconn_free_all(&l->ur);
+	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++)
+		if (l->busy[i].fd >= 0)
+			close(l->busy[i].fd);
 	/* After a stop every connection is gone, so no job is in the pool. */
 	if (l->cq)
 		tpool_cq_destroy(l->cq);

@@ -8,8 +8,9 @@
  * non-blocking listener with its multishot accept, a poll on
  * stop_eventfd(), and with a pool a multishot poll on its completion queue.
  * Each turn it submits what the last turn queued, waits for a completion or the
- * nearest deadline (--idle-timeout, the polite close after an error, the accept
- * back-off) in the same io_uring_enter(), and dispatches every completion. A
+ * nearest deadline (--idle-timeout, --header-timeout, the polite close after
+ * an error, the accept back-off, a refused connection's wait for its first
+ * bytes) in the same io_uring_enter(), and dispatches every completion. A
  * stop cancels the accept, closes the listener, shuts every connection's read
  * side, answers what was read, and ends uloop_run() once every connection is
  * gone.
@@ -34,6 +35,13 @@
 /* At a stop, a client that does not read its replies gets this long. */
 #define ULOOP_STOP_GRACE_MS 5000
 
+/* A connection turned away, its poll waiting for its first bytes. */
+struct uloop_busy {
+	int fd;		 /* -1: a free place */
+	bool cancelling; /* its time is up: the poll's cancel is queued */
+	uint64_t deadline_ms;
+};
+
 struct uloop {
 	struct uconn_ring ur; /* the ring, and what connections share */
 	const struct server_cfg *cfg;
@@ -45,6 +53,8 @@ struct uloop {
 	bool polling_pool;	      /* the multishot poll on cq is armed */
 	struct io_uring_buf_ring *br; /* the provided-buffer ring */
 	char *bufs;		      /* its ULOOP_BUFS buffers */
+	struct uloop_busy busy[EVACCEPT_BUSY_MAX]; /* refused, polled */
+	unsigned nbusy;				   /* of which in use */
 };
 
 /*

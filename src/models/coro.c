@@ -26,11 +26,11 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/socket.h>
+#include <unistd.h>
 
 #include "../coro/coro.h"
+#include "../core/evaccept.h"
 #include "../core/log.h"
-#include "../core/metrics.h"
 #include "../core/serve.h"
 #include "../core/stop.h"
 #include "model.h"
@@ -48,7 +48,9 @@ struct coro_server {
 	const struct server_cfg *cfg;
 	struct coro_rt *rt;
 	int lfd;
-	atomic_uint nconns; /* for --max-conns */
+	struct evaccept acc; /* lfd and a reserve descriptor, for shedding */
+	atomic_uint nconns;  /* for --max-conns */
+	atomic_uint nbusy;   /* refused, waiting for their first bytes */
 };
 
 /* serve_io over coroutine I/O: a wait parks the coroutine, not the thread. */
@@ -149,16 +151,60 @@ static int coro_start_conn(struct coro_server *srv, int fd)
 	return -ENOMEM;
 }
 
-/* Too many connections or no memory: say so and close, never die. */
+/* A refused connection's goroutine: its first bytes, then the answer. */
+static void coro_busy_main(void *arg)
+{
+	struct coro_conn *c = arg;
+
+	coro_wait_readable(c->fd, EVACCEPT_BUSY_WAIT_MS);
+	evaccept_tell_busy(c->fd, c->srv->cfg);
+	coro_close(c->fd);
+	atomic_fetch_sub(&c->srv->nbusy, 1);
+	free(c);
+}
+
+/*
+ * Too many connections or no memory: say so in the client's protocol and
+ * close, never die. Its first bytes get EVACCEPT_BUSY_WAIT_MS to come, in
+ * a goroutine of its own (at most EVACCEPT_BUSY_MAX of them) so that the
+ * accept loop goes on; past that, or without memory, it is answered now.
+ */
 static void coro_reject(struct coro_server *srv, int fd)
 {
-	struct reply r;
+	struct coro_conn *c = NULL;
 
-	metrics_conn_rejected();
-	proto_error_reply(&srv->cfg->limits, PROTO_BUSY, &r);
-	send(fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	reply_release(&r);
+	if (atomic_fetch_add(&srv->nbusy, 1) < EVACCEPT_BUSY_MAX &&
+	    (c = malloc(sizeof(*c)))) {
+		*c = (struct coro_conn){.srv = srv, .fd = fd};
+		if (coro_go(srv->rt, coro_busy_main, c) == 0)
+			return;
+		free(c);
+	}
+	atomic_fetch_sub(&srv->nbusy, 1);
+	evaccept_tell_busy(fd, srv->cfg);
 	coro_close(fd);
+}
+
+/*
+ * Out of descriptors the connection stays in the backlog, where it would
+ * wait unanswered: shed it with the reserve descriptor as the event loops
+ * do (evaccept.h), one per failed accept, after the bounded wait for its
+ * first bytes. Back off only when even that fails.
+ */
+static void coro_out_of_fds(struct coro_server *srv)
+{
+	int fd;
+
+	if (evaccept_shed(&srv->acc) != -EBUSY) {
+		coro_sleep(EVACCEPT_BACKOFF_MS);
+		return;
+	}
+	fd = srv->acc.lent;
+	coro_wait_readable(fd,
+			   EVACCEPT_BUSY_WAIT_MS); /* parks this loop only */
+	evaccept_tell_busy(fd, srv->cfg);
+	coro_close(fd);
+	evaccept_shed_done(&srv->acc);
 }
 
 static void coro_accept_main(void *arg)
@@ -169,8 +215,12 @@ static void coro_accept_main(void *arg)
 	for (;;) {
 		fd = coro_accept(srv->lfd, NULL, NULL);
 		if (fd == -EMFILE || fd == -ENFILE) {
+			coro_out_of_fds(srv);
+			continue;
+		}
+		if (fd == -ENOBUFS || fd == -ENOMEM) {
 			coro_sleep(
-			    10); /* descriptors free up as clients leave */
+			    EVACCEPT_BACKOFF_MS); /* memory may come back */
 			continue;
 		}
 		if (fd < 0)
@@ -203,6 +253,13 @@ static void coro_stopper_main(void *arg)
 	coro_rt_cancel_io(srv->rt);
 }
 
+/* The listener is the runtime's to close (coro_close()); the reserve not. */
+static void coro_close_reserve(struct coro_server *srv)
+{
+	if (srv->acc.reserve >= 0)
+		close(srv->acc.reserve);
+}
+
 static int coro_run(const struct server_cfg *cfg)
 {
 	struct coro_rt_opts opts = {
@@ -214,10 +271,12 @@ static int coro_run(const struct server_cfg *cfg)
 	srv.lfd = server_listen(cfg, cfg->port, NET_NONBLOCK);
 	if (srv.lfd < 0)
 		return srv.lfd;
+	evaccept_init(&srv.acc, srv.lfd);
 	srv.rt = coro_rt_new(&opts);
 	if (!srv.rt) {
 		int err = -errno;
 		coro_close(srv.lfd);
+		coro_close_reserve(&srv);
 		return err;
 	}
 	if (coro_go(srv.rt, coro_accept_main, &srv) ||
@@ -227,6 +286,7 @@ static int coro_run(const struct server_cfg *cfg)
 		coro_rt_cancel_io(srv.rt);
 	}
 	coro_rt_free(srv.rt); /* returns when every coroutine has finished */
+	coro_close_reserve(&srv);
 	return 0;
 }
 

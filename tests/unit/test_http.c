@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/http.h"
 #include "../lib/tguard.h"
@@ -31,6 +32,16 @@ static void test_sniff(void)
 	T_CHECK(http_sniff(S("\r\n")) == 0);
 	T_CHECK(http_sniff(S("\n")) == 0);
 	T_CHECK(http_sniff(S("\xc3\x89 ")) == 0);
+	/* Empty lines, then a method in the same bytes: HTTP (RFC 9112 2.2). */
+	T_CHECK(http_sniff(S("\r\nGET / HTTP/1.1\r\n")) == 1);
+	T_CHECK(http_sniff(S("\n\r\n\nHEAD ")) == 1);
+	T_CHECK(http_sniff(S("\r\nGE")) == HTTP_SNIFF_MORE);
+	/* Empty lines alone, or before anything else: fib/1's empty requests.
+	 */
+	T_CHECK(http_sniff(S("\r\n\r\n")) == 0);
+	T_CHECK(http_sniff(S("\r\n30\n")) == 0);
+	T_CHECK(http_sniff(S("\r\r\nGET ")) == 0, "a bare CR is no empty line");
+	T_CHECK(http_sniff(S("\r")) == 0);
 }
 
 static struct http_header hdrs[8];
@@ -132,6 +143,21 @@ static void test_parse_limits(void)
 	T_CHECK(parse(big, n - 1, HTTP_HEAD_MAX) == HTTP_PARSE_PARTIAL);
 	T_CHECK(parse(big, n, HTTP_HEAD_MAX) == HTTP_PARSE_TOO_LARGE);
 	T_CHECK(parse(big, sizeof(big), HTTP_HEAD_MAX) == HTTP_PARSE_TOO_LARGE);
+	/* A request line that does not end within max_head: 414, not 431. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "\r\nGET /", 7);
+	T_CHECK(parse(big, HTTP_HEAD_MAX, HTTP_HEAD_MAX) ==
+		HTTP_PARSE_URI_TOO_LONG);
+	T_CHECK(parse(big, HTTP_HEAD_MAX - 1, HTTP_HEAD_MAX) ==
+		HTTP_PARSE_PARTIAL);
+	big[HTTP_HEAD_MAX - 1] = '\n'; /* it ends at the last byte: fields */
+	T_CHECK(parse(big, HTTP_HEAD_MAX, HTTP_HEAD_MAX) ==
+		HTTP_PARSE_TOO_LARGE);
+	/* Nothing but empty lines: no request line to blame. */
+	for (size_t i = 0; i + 1 < sizeof(big); i += 2)
+		memcpy(big + i, "\r\n", 2);
+	T_CHECK(parse(big, HTTP_HEAD_MAX, HTTP_HEAD_MAX) ==
+		HTTP_PARSE_TOO_LARGE);
 	/* More fields than the caller has room for. */
 	PARSE("GET / HTTP/1.1\r\na:1\r\nb:2\r\nc:3\r\nd:4\r\ne:5\r\nf:6\r\n"
 	      "g:7\r\nh:8\r\n\r\n",
@@ -276,6 +302,177 @@ static void test_framing_errors(void)
 	T_CHECK(next(big, 100, false) == 0, "partial");
 }
 
+static void test_uri_too_long(void)
+{
+	static char big[HTTP_HEAD_MAX + 100];
+
+	proto_limits_default(&lim);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /fib/", 9);
+	T_CHECK(next(big, sizeof(big), false) == sizeof(big));
+	T_CHECK(x.resp.status == 414 && x.resp.close, "status %d",
+		x.resp.status);
+	T_CHECK(body_is("request line too long (max 8192 bytes)\n"));
+}
+
+static void test_host(void)
+{
+	proto_limits_default(&lim);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400);
+	T_CHECK(body_is("bad Host\n"));
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: a/b\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: a@b\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: [::1\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: []\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.1\r\nHost: a%2\r\n\r\n", 400);
+	CLOSES("GET /fib/1 HTTP/1.0\r\nHost: a\"b\r\n\r\n", 400);
+	static const char *const good[] = {
+	    "example.com",
+	    "example.com:8080",
+	    "127.0.0.1:25000",
+	    "[::1]",
+	    "[::1]:80",
+	    "a-b_c~d.e",
+	    "a%20b",
+	    "x:",
+	    "",
+	    "[v1.fe80::a+en1]",
+	    "sub!$&'()*+,;=",
+	};
+	char get[128];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int n = snprintf(get, sizeof(get),
+				 "GET /fib/3 HTTP/1.1\r\nHost: %s\r\n\r\n",
+				 good[i]);
+		next(get, (size_t)n, false);
+		T_CHECK(x.resp.status == 200 && !x.resp.close, "Host '%s': %d",
+			good[i], x.resp.status);
+	}
+}
+
+/* Empty lines before the request line are skipped, and count in the head. */
+static void test_leading_empty_lines(void)
+{
+	proto_limits_default(&lim);
+	T_CHECK(NEXT("\r\n\nGET /fib/7 HTTP/1.1\r\nHost: h\r\n\r\n") == 35);
+	T_CHECK(x.resp.status == 200 && x.n == 7);
+}
+
+static void test_index(void)
+{
+	proto_limits_default(&lim);
+	NEXT("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+	T_CHECK(x.route == HTTP_ROUTE_INDEX && x.resp.status == 200 &&
+		!x.resp.close);
+	struct reply r;
+	http_body(&lim, &x, &r);
+	T_CHECK(memmem(r.text, r.len, "/fib/N", 6) &&
+		    memmem(r.text, r.len, "/metrics", 8) &&
+		    memmem(r.text, r.len, "/healthz", 8) &&
+		    memmem(r.text, r.len, "line protocol", 13),
+		"'%.*s'", (int)r.len, r.text);
+	T_CHECK(r.text[r.len - 1] == '\n');
+	reply_release(&r);
+	NEXT("GET /?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+	T_CHECK(x.route == HTTP_ROUTE_INDEX, "a query is ignored");
+	NEXT("GET //x HTTP/1.1\r\nHost: h\r\n\r\n");
+	T_CHECK(x.resp.status == 404);
+}
+
+static bool drain_on(void)
+{
+	return true;
+}
+
+static void test_healthz_drain(void)
+{
+	proto_limits_default(&lim);
+	http_set_drain_probe(drain_on);
+	NEXT("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+	T_CHECK(x.route == HTTP_ROUTE_HEALTHZ && x.resp.status == 503 &&
+		x.resp.close);
+	T_CHECK(body_is("draining\n"));
+	/* Everything else is served as usual during a drain. */
+	NEXT("GET /fib/10 HTTP/1.1\r\nHost: h\r\n\r\n");
+	T_CHECK(x.resp.status == 200 && x.n == 10 && !x.resp.close);
+	http_set_drain_probe(NULL); /* stop_draining(): no drain here */
+	NEXT("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+	T_CHECK(x.resp.status == 200 && body_is("ok\n"));
+}
+
+static void test_timeout(void)
+{
+	struct buf out = BUF_INIT;
+	struct reply r;
+
+	proto_limits_default(&lim);
+	http_timeout(&x);
+	T_CHECK(x.resp.status == 408 && x.resp.close);
+	http_body(&lim, &x, &r);
+	T_CHECK(http_append(&out, &x.resp, &r) == 0);
+	T_CHECK(
+	    buf_used(&out) > 30 &&
+	    memcmp(buf_head(&out), "HTTP/1.1 408 Request Timeout\r\n", 30) ==
+		0 &&
+	    memmem(buf_head(&out), buf_used(&out), "Connection: close", 17));
+	reply_release(&r);
+	buf_free(&out);
+}
+
+static void test_busy(void)
+{
+	char out[HTTP_BUSY_MAX + 1];
+	size_t n;
+
+	n = http_busy_reply(S("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), out);
+	out[n] = '\0';
+	T_CHECK(strncmp(out, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0,
+		"'%s'", out);
+	T_CHECK(strstr(out, "\r\nRetry-After: 1\r\n") &&
+		    strstr(out, "\r\nConnection: close\r\n") &&
+		    strstr(out, "\r\nDate: ") &&
+		    strstr(out, "\r\nContent-Length: 16\r\n") &&
+		    strcmp(out + n - 20, "\r\n\r\nERR server busy\n") == 0,
+		"'%s'", out);
+	n = http_busy_reply(S("GE"), out);
+	T_CHECK(n > 16 && memcmp(out, "HTTP/1.1 503", 12) == 0,
+		"a method's prefix is HTTP");
+	n = http_busy_reply(S("30\n"), out);
+	T_CHECK(n == 16 && memcmp(out, "ERR server busy\n", 16) == 0);
+	n = http_busy_reply(S(""), out);
+	T_CHECK(n == 16 && memcmp(out, "ERR server busy\n", 16) == 0,
+		"nothing came: the line");
+	n = http_busy_reply(S("\r\n"), out);
+	T_CHECK(n == 16, "an empty line is fib/1");
+}
+
+static void test_date(void)
+{
+	char d[HTTP_DATE_LEN + 1];
+	static const struct {
+		time_t t;
+		const char *s;
+	} dates[] = {
+	    {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+	    {784111777, "Sun, 06 Nov 1994 08:49:37 GMT"}, /* RFC 9110's */
+	    {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+	    {1798761599, "Thu, 31 Dec 2026 23:59:59 GMT"},
+	    {4107542400, "Mon, 01 Mar 2100 00:00:00 GMT"},
+	};
+
+	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+		size_t n = http_format_date(d, dates[i].t);
+
+		d[n] = '\0';
+		T_CHECK(n == HTTP_DATE_LEN && strcmp(d, dates[i].s) == 0,
+			"%lld: '%s' want '%s'", (long long)dates[i].t, d,
+			dates[i].s);
+	}
+}
+
 static void test_pipelined(void)
 {
 	static const char two[] = "GET /fib/1 HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -290,18 +487,40 @@ static void test_pipelined(void)
 	T_CHECK(used == 32 && x.n == 2);
 }
 
-/* http_append() of body under resp, compared with want. */
+/*
+ * http_append() of body under resp, compared with want, which has no Date:
+ * the response must carry one right after the status line, dated today.
+ */
 static void check_response(const struct http_resp *resp, const char *body,
 			   const char *want)
 {
+	const size_t line = 8 + HTTP_DATE_LEN; /* "\r\nDate: " and the date */
+	char got[512], today[HTTP_DATE_LEN + 1];
 	struct buf out = BUF_INIT;
 	struct reply r;
+	char *eol;
+	size_t n;
+	int ok;
 
 	reply_set(&r, body, strlen(body));
 	T_CHECK(http_append(&out, resp, &r) == 0);
-	T_CHECK(buf_used(&out) == strlen(want) &&
-		    memcmp(buf_head(&out), want, strlen(want)) == 0,
-		"got '%.*s'", (int)buf_used(&out), buf_head(&out));
+	n = buf_used(&out) < sizeof(got) - 1 ? buf_used(&out) : sizeof(got) - 1;
+	memcpy(got, buf_head(&out), n);
+	got[n] = '\0';
+	eol = strstr(got, "\r\n");
+	ok = eol && strncmp(eol, "\r\nDate: ", 8) == 0 &&
+	     (size_t)(eol - got) + line + 2 <= n &&
+	     strncmp(eol + line, "\r\n", 2) == 0;
+	T_CHECK(ok, "no Date after the status line: '%s'", got);
+	if (ok) {
+		today[http_format_date(today, time(NULL))] = '\0';
+		T_CHECK(memcmp(eol + 8, today, 16) == 0, "Date '%.29s' on %s",
+			eol + 8, today);
+		n -= line;
+		memmove(eol, eol + line, n - (size_t)(eol - got) + 1);
+	}
+	T_CHECK(n == strlen(want) && memcmp(got, want, n) == 0, "got '%s'",
+		got);
 	reply_release(&r);
 	buf_free(&out);
 }
@@ -342,8 +561,8 @@ static void test_format(void)
 /* The longest head fits HTTP_RESP_HEAD_MAX. */
 static void test_format_bound(void)
 {
-	static const int codes[] = {200, 400, 404, 405, 413,
-				    431, 500, 501, 503, 505};
+	static const int codes[] = {200, 400, 404, 405, 408, 413,
+				    414, 431, 500, 501, 503, 505};
 	struct http_resp r = {.close = true, .metrics = true};
 	char head[HTTP_RESP_HEAD_MAX];
 	size_t max = 0, n;
@@ -406,6 +625,14 @@ int main(void)
 	T_RUN(test_route_other, 10);
 	T_RUN(test_connection, 10);
 	T_RUN(test_framing_errors, 10);
+	T_RUN(test_uri_too_long, 10);
+	T_RUN(test_host, 10);
+	T_RUN(test_leading_empty_lines, 10);
+	T_RUN(test_index, 10);
+	T_RUN(test_healthz_drain, 10);
+	T_RUN(test_timeout, 10);
+	T_RUN(test_busy, 10);
+	T_RUN(test_date, 10);
 	T_RUN(test_pipelined, 10);
 	T_RUN(test_format, 10);
 	T_RUN(test_format_bound, 10);

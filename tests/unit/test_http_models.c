@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "../lib/tsrv.h"
@@ -120,6 +123,8 @@ static void expect(const char *req, int status, const char *body)
 	}
 	T_CHECK(r.status == status, "%s: %.40s: status %d want %d", cur->name,
 		req, r.status, status);
+	T_CHECK(strstr(r.head, "\r\nDate: ") != NULL, "%s: %.40s: no Date",
+		cur->name, req);
 	T_CHECK(strcmp(r.body, body) == 0, "%s: %.40s: body '%s' want '%s'",
 		cur->name, req, r.body, body);
 }
@@ -353,6 +358,255 @@ static void case_metrics(void)
 	stop_ok(&s);
 }
 
+/* RFC 9112 2.2, 3.2 and 4 on every model: each of these is one response. */
+static void case_request_edges(void)
+{
+	static char req[10000];
+	struct resp r;
+	struct tsrv s;
+	char buf[64];
+	size_t n;
+
+	if (start(&s))
+		return;
+	/* An empty line before the request line is skipped. */
+	expect("\r\nGET /fib/10 HTTP/1.1\r\n" HOST_HDR "\r\n", 200, "55\n");
+	expect("GET / HTTP/1.1\r\n" HOST_HDR "\r\n", 200,
+	       "fibd: Fibonacci numbers over TCP; this port speaks two "
+	       "protocols.\n\nHTTP/1.1 (GET or HEAD):\n"
+	       "  /fib/N    fib(N) in decimal, e.g. /fib/30 gives 832040\n"
+	       "  /metrics  counters in Prometheus text format\n"
+	       "  /healthz  ok, or 503 while the server drains or stops\n\n"
+	       "fib/1, the line protocol: send N and a newline, get fib(N) "
+	       "and a\nnewline (nc 127.0.0.1 PORT, then type 30).\n");
+	expect("GET /fib/1 HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400, "bad Host\n");
+	T_CHECK(t_wait_eof(cl.fd), "%s: closes after a bad Host", cur->name);
+	close(cl.fd);
+	/* A request-target too long: 414, and close. */
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	n = (size_t)snprintf(req, sizeof(req), "GET /fib/");
+	memset(req + n, '1', sizeof(req) - n - 1);
+	T_CHECK(t_send(cl.fd, req) == 0);
+	T_CHECK(read_resp(&r, 0) == 0 && r.status == 414, "%s: status %d",
+		cur->name, r.status);
+	T_CHECK(strstr(r.head, "Connection: close") != NULL);
+	T_CHECK(t_wait_eof(cl.fd), "%s: closes after 414", cur->name);
+	close(cl.fd);
+	/* On fib/1 an empty line is still answered at once. */
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	T_CHECK(t_ask(cl.fd, "\r\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "ERR empty request\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	T_CHECK(t_ask(cl.fd, "30\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "832040\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	stop_ok(&s);
+}
+
+/* Reads fd until EOF (or the receive timeout) into buf. Returns the length. */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return len;
+}
+
+/* A connection the server has taken: it was answered. Returns fd or -1. */
+static int held(const struct tsrv *s)
+{
+	int fd = tsrv_connect(s, 0);
+	char buf[64];
+
+	T_CHECK(t_ask(fd, "3\n", buf, sizeof(buf)) && strcmp(buf, "2\n") == 0,
+		"%s: got '%s'", cur->name, buf);
+	return fd;
+}
+
+/*
+ * At --max-conns an HTTP client gets 503 with Retry-After, and a line
+ * client "ERR server busy". The server may have accepted the client
+ * before its request arrived and waited its bounded while in vain (the
+ * line is then the answer): an HTTP client tries a few times.
+ */
+static void case_busy(void)
+{
+	/* cl, a and b hold the three places. */
+	static const char *const args[] = {"--max-conns", "3", NULL};
+	char out[1024], cmd[256];
+	int a, b, c, tries;
+	struct tsrv s;
+	FILE *p;
+
+	/* A serial server leaves the others in its backlog: no limit bites. */
+	if (cur->serial_shards || start_args(&s, args))
+		return;
+	a = held(&s);
+	b = held(&s);
+	for (tries = 0; tries < 5; tries++) {
+		c = tsrv_connect(&s, 0);
+		t_send(c, "GET /healthz HTTP/1.1\r\n" HOST_HDR "\r\n");
+		read_all(c, out, sizeof(out));
+		close(c);
+		if (strcmp(out, "ERR server busy\n") != 0)
+			break;
+	}
+	T_CHECK(strncmp(out, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0,
+		"%s: a busy HTTP client got '%s'", cur->name, out);
+	T_CHECK(strstr(out, "\r\nRetry-After: ") &&
+		    strstr(out, "\r\nConnection: close\r\n") &&
+		    strstr(out, "\r\nDate: ") &&
+		    strstr(out, "\r\n\r\nERR server busy\n"),
+		"%s: '%s'", cur->name, out);
+	/* curl: 503, where it used to read a bare line (status 000). */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o /dev/null -w '%%{http_code}' "
+		 "http://127.0.0.1:%u/healthz",
+		 (unsigned)s.ports[0]);
+	for (tries = 0, out[0] = '\0'; tries < 5; tries++) {
+		p = popen(cmd, "r");
+		out[p ? fread(out, 1, sizeof(out) - 1, p) : 0] = '\0';
+		if (p)
+			pclose(p);
+		if (strcmp(out, "503") == 0)
+			break;
+	}
+	T_CHECK(strcmp(out, "503") == 0, "%s: curl got %s", cur->name, out);
+	/* A line client is told in its own protocol. */
+	c = tsrv_connect(&s, 0);
+	t_send(c, "5\n");
+	read_all(c, out, sizeof(out));
+	T_CHECK(strcmp(out, "ERR server busy\n") == 0, "%s: got '%s'",
+		cur->name, out);
+	close(c);
+	close(a);
+	close(b);
+	stop_ok(&s);
+}
+
+/* fibd_connections_rejected_total from a scrape, or -1. */
+static long rejected_total(const struct tsrv *s)
+{
+	char buf[1 << 16];
+	const char *m;
+	int fd = tsrv_connect(s, 0);
+
+	t_send(fd, "GET /metrics HTTP/1.1\r\n" HOST_HDR
+		   "Connection: close\r\n\r\n");
+	read_all(fd, buf, sizeof(buf));
+	close(fd);
+	static const char name[] = "\nfibd_connections_rejected_total ";
+
+	m = strstr(buf, name);
+	return m ? strtol(m + sizeof(name) - 1, NULL, 10) : -1;
+}
+
+/*
+ * Out of descriptors (ulimit -n 64, 120 clients), every client is answered
+ * at once: served, or told "ERR server busy" with a reserve descriptor and
+ * counted; none waits unanswered in the backlog.
+ */
+static void case_out_of_fds_sheds(void)
+{
+	enum {
+		N = 120
+	};
+	static int fds[N];
+	int served = 0, busy = 0, lost = 0;
+	struct timeval tv = {.tv_sec = 10};
+	char buf[64];
+	struct tsrv s;
+	long counted;
+	int err;
+
+	/* A serial server leaves the others in its backlog: no limit bites. */
+	if (cur->serial_shards)
+		return;
+	/*
+	 * One loop or thread pool where the model takes --workers: several
+	 * loops share one descriptor table, and one of them can take the
+	 * descriptor another just freed to re-open its reserve.
+	 */
+	static const char *const one[] = {"--workers", "1", NULL};
+
+	tsrv_nofile = 64;
+	err = start_args(&s, cur->max_workers ? one : NULL);
+	tsrv_nofile = 0;
+	if (err)
+		return;
+	for (int i = 0; i < N; i++) {
+		fds[i] = tsrv_connect(&s, 0);
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		t_send(fds[i], "6\n");
+	}
+	for (int i = 0; i < N; i++) {
+		ssize_t n = recv(fds[i], buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		served += strcmp(buf, "8\n") == 0;
+		busy += strcmp(buf, "ERR server busy\n") == 0;
+		/*
+		 * A client whose request reached a shed connection only after
+		 * the server answered and closed it gets RST, which may
+		 * destroy the answer: told, but lost. Waiting is the failure.
+		 */
+		lost += n == 0 || (n < 0 && errno == ECONNRESET);
+	}
+	T_CHECK(busy > 0 && served + busy + lost == N && lost <= N / 10,
+		"%s: %d served, %d told busy, %d reset of %d", cur->name,
+		served, busy, lost, N);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	counted = -1;
+	for (int i = 0; i < 50 && counted < busy; i++) {
+		poll(NULL, 0,
+		     100); /* until the closes have freed descriptors */
+		counted = rejected_total(&s);
+	}
+	T_CHECK(counted >= busy, "%s: %ld rejections counted, %d told busy",
+		cur->name, counted, busy);
+	stop_ok(&s);
+}
+
+/*
+ * --header-timeout: a request must arrive whole within it of its first
+ * byte. An HTTP head that stops short gets 408; a line, "ERR request
+ * timeout"; both are closed. A connection that sends nothing is not timed.
+ */
+static void case_header_timeout(void)
+{
+	static const char *const args[] = {"--header-timeout", "1", NULL};
+	struct resp r = {0};
+	struct tsrv s;
+	char buf[64];
+
+	if (start_args(&s, args))
+		return;
+	T_CHECK(t_send(cl.fd, "GET /fib/1 HTTP/1.1\r\n" HOST_HDR) == 0);
+	T_CHECK(read_resp(&r, 0) == 0 && r.status == 408, "%s: status %d",
+		cur->name, r.status);
+	T_CHECK(strstr(r.head, "Connection: close") != NULL &&
+		    strcmp(r.body, "request timeout\n") == 0,
+		"%s: '%s%s'", cur->name, r.head, r.body);
+	T_CHECK(t_wait_eof(cl.fd), "%s: closes after 408", cur->name);
+	close(cl.fd);
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	T_CHECK(t_ask(cl.fd, "12", buf, sizeof(buf)) &&
+		    strcmp(buf, "ERR request timeout\n") == 0,
+		"%s: a slow line got '%s'", cur->name, buf);
+	T_CHECK(t_wait_eof(cl.fd), "%s: closes after the timeout", cur->name);
+	close(cl.fd);
+	cl = (struct client){.fd = tsrv_connect(&s, 0)};
+	poll(NULL, 0, 1500);
+	T_CHECK(t_ask(cl.fd, "12\n", buf, sizeof(buf)) &&
+		    strcmp(buf, "144\n") == 0,
+		"%s: a quiet connection got '%s'", cur->name, buf);
+	stop_ok(&s);
+}
+
 #define CASE(fn, secs) TSRV_CASE(cur, fn, secs)
 
 int main(void)
@@ -373,6 +627,10 @@ int main(void)
 		CASE(case_read_framing, 60);
 		CASE(case_curl, 60);
 		CASE(case_metrics, 60);
+		CASE(case_request_edges, 60);
+		CASE(case_busy, 60);
+		CASE(case_out_of_fds_sheds, 60);
+		CASE(case_header_timeout, 60);
 	}
 	return t_done("test_http_models");
 }
