@@ -7,8 +7,8 @@
  * a request until it is whole; the polite close after an error), and the
  * connections it turns away while they wait for their first bytes. With
  * a worker pool, expensive requests go to it and the pipe of the loop's
- * own completion queue wakes the loop (async; reactor, whose loops share
- * one pool); without one every request is computed on the loop. A stop
+ * own completion queue wakes the loop (reactor, whose loops share one
+ * pool); without one every request is computed on the loop. A stop
  * (stop_eventfd()) closes the listener, shuts every connection's read side,
  * answers what was read, and ends evloop_run() once every connection is gone.
  *

@@ -62,7 +62,7 @@ static _Atomic(struct metrics_proc *) metrics_proc_mine;
 
 /* The status codes fibd sends, in the order of the codes[] counters. */
 static const int metrics_code_list[METRICS_CODES] = {
-    200, 400, 404, 405, 413, 431, 500, 501, 503, 505,
+    200, 400, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505,
 };
 
 /* Upper bounds of the latency buckets: nanoseconds, and as Prometheus

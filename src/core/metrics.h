@@ -65,7 +65,7 @@ enum metrics_proto {
 };
 
 /* The HTTP status codes fibd sends; any other is counted as 500. */
-#define METRICS_CODES 10
+#define METRICS_CODES 12
 
 /* The latency buckets' upper bounds, in nanoseconds; then +Inf. */
 #define METRICS_BUCKETS 22

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -362,6 +363,18 @@ static int serve_read_timeout(const struct serve_conn *c, unsigned *ms)
 	return 0;
 }
 
+/* Sends head (hlen bytes, maybe 0) and r's text at once, without waiting. */
+static void serve_send_now(int fd, const char *head, size_t hlen,
+			   const struct reply *r)
+{
+	struct iovec iov[2] = {{(void *)head, hlen}, {r->text, r->len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* Gone, or not reading: it is closed either way. */
+	}
+}
+
 /*
  * A client with an unfinished request is told why it is closed: its request
  * timed out (err -ETIMEDOUT), or a serial server shed it (-EBUSY). The
@@ -371,23 +384,26 @@ static int serve_read_timeout(const struct serve_conn *c, unsigned *ms)
  */
 static void serve_refuse(struct serve_conn *c, int err)
 {
+	struct http_exchange x;
 	struct reply r = {0};
-	char sink[4096];
-	size_t total = 0;
+	char head[HTTP_RESP_HEAD_MAX], sink[4096];
+	size_t total = 0, hlen = 0;
 	ssize_t n;
 
-	if (c->mode == SERVE_HTTP)
-		reply_set(&r, SERVE_TIMEOUT_HTTP, strlen(SERVE_TIMEOUT_HTTP));
-	else if (err == -EBUSY)
+	if (c->mode == SERVE_HTTP) {
+		http_timeout(&x);
+		http_body(&c->cfg->limits, &x, &r);
+		hlen = http_format_head(head, 408, &x.resp, r.len);
+		metrics_batch_code(&c->mb, 408);
+	} else if (err == -EBUSY) {
 		proto_error_reply(&c->cfg->limits, PROTO_BUSY, &r);
-	else
-		reply_set(&r, SERVE_TIMEOUT_LINE, strlen(SERVE_TIMEOUT_LINE));
+	} else {
+		reply_set(&r, PROTO_TIMEOUT_LINE,
+			  sizeof(PROTO_TIMEOUT_LINE) - 1);
+	}
 	if (err == -EBUSY)
 		metrics_conn_rejected();
-	if (r.len &&
-	    send(c->fd, r.text, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		/* Gone, or not reading: it is closed either way. */
-	}
+	serve_send_now(c->fd, head, hlen, &r);
 	reply_release(&r);
 	shutdown(c->fd, SHUT_WR);
 	do

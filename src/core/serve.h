@@ -74,17 +74,10 @@ struct serve_io {
 /*
  * A request must arrive whole within --header-timeout of its first byte
  * (or, with --header-timeout 0, within --idle-timeout). One that does not
- * gets SERVE_TIMEOUT_LINE, or SERVE_TIMEOUT_HTTP on an HTTP connection,
+ * gets PROTO_TIMEOUT_LINE, or http_timeout()'s 408 on an HTTP connection,
  * and the connection closes. A client shed mid-request (read() said
- * -EBUSY) gets "ERR server busy", or SERVE_TIMEOUT_HTTP.
+ * -EBUSY) gets "ERR server busy", or the same 408.
  */
-#define SERVE_TIMEOUT_LINE "ERR request timeout\n"
-#define SERVE_TIMEOUT_HTTP                                                     \
-	"HTTP/1.1 408 Request Timeout\r\n"                                     \
-	"Content-Type: text/plain; charset=utf-8\r\n"                          \
-	"Content-Length: 16\r\n"                                               \
-	"Connection: close\r\n\r\n"                                            \
-	"request timeout\n"
 
 /*
  * serve_blocking() over the given I/O calls. Returns 0 when the client left

@@ -3,7 +3,7 @@
  * model with --framing read: each must exit 0, having checked every reply,
  * and print what the talk's clients print. And the difference the framing
  * makes: under the default line framing the same client, sending b'1' with
- * no newline, is answered only when it closes its side (issue 10).
+ * no newline, is answered only when it closes its side.
  *
  * The scripts run as "python3 contrib/talk/...", from the source tree, as
  * the rest of the suite runs from it ($FIBD_BUILD, default build).
