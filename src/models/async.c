@@ -129,7 +129,10 @@ static int async_park(struct async_loop *l, unsigned events,
 	}
 	t->budget = events ? EVCONN_INLINE_BUDGET : t->budget;
 	t->want = events;
-	t->deadline = timeout_ms ? l->now + timeout_ms : 0;
+	/* From now, not from the loop's turn: that may be long past (a
+	 * turn that ran many tasks), and a deadline that fires early cuts
+	 * a request short that still had time. */
+	t->deadline = timeout_ms ? async_now() + timeout_ms : 0;
 	coro_ctx_switch(&t->ctx, &l->main);
 	return t->expired ? -EAGAIN : 0;
 }

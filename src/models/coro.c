@@ -24,6 +24,7 @@
  * per request.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@
 #define CORO_STACK_SIZE (256 * 1024)
 /* At a stop, connections get this long to finish before I/O is cancelled. */
 #define CORO_STOP_GRACE_MS 5000
+/* At a stop, how long the accept coroutine may go on emptying the queue. */
+#define CORO_STOP_ACCEPT_MS 1000
 
 struct coro_server {
 	const struct server_cfg *cfg;
@@ -233,10 +236,28 @@ static void coro_accept_main(void *arg)
 }
 
 /*
- * Waits for SIGTERM/SIGINT, then: close the listener (the accept coroutine
- * wakes with -EBADF), shut every connection's read side (each answers what
- * it has read and leaves), and after a grace period cancel what is still
- * blocked (a client that never reads its replies).
+ * Clients in the listener's accept queue connected before the stop, and
+ * closing the listener would reset them: let the accept coroutine take
+ * each one (they are answered like any connection) while any wait, for
+ * at most CORO_STOP_ACCEPT_MS, since clients may keep coming.
+ */
+static void coro_take_queued(struct coro_server *srv)
+{
+	struct pollfd p = {.fd = srv->lfd, .events = POLLIN};
+	unsigned waited = 0;
+
+	while (poll(&p, 1, 0) == 1 && waited < CORO_STOP_ACCEPT_MS) {
+		coro_sleep(1);
+		waited++;
+	}
+}
+
+/*
+ * Waits for a stop, then: let the clients already queued be accepted,
+ * close the listener (the accept coroutine wakes with -EBADF), shut every
+ * connection's read side (each answers what it has read and leaves), and after
+ * a grace period cancel what is still blocked (a client that never reads its
+ * replies).
  */
 static void coro_stopper_main(void *arg)
 {
@@ -244,6 +265,7 @@ static void coro_stopper_main(void *arg)
 	unsigned waited = 0;
 
 	coro_wait_readable(stop_eventfd(), -1);
+	coro_take_queued(srv);
 	coro_close(srv->lfd);
 	serve_stop_all();
 	while (serve_tracked() && waited < CORO_STOP_GRACE_MS) {
