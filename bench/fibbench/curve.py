@@ -1,6 +1,7 @@
 """The latency curve: open-loop steps of offered load against a server's
 own closed-loop rate, their medians over repetitions, and the knee."""
 
+import math
 import statistics
 
 from .columns import KNEE_ACHIEVED, KNEE_P99_MS
@@ -20,6 +21,17 @@ def _median(items, fn):
     return statistics.median(vals) if vals else None
 
 
+def step_window(step):
+    """Seconds the step measured over: its own, or its groups' (requests
+    answered / rate); None when unknown."""
+    if step.get("window_s"):
+        return step["window_s"]
+    ts = [g["report"]["requests"] / g["report"]["rps"]
+          for g in step.get("groups") or []
+          if (g.get("report") or {}).get("rps")]
+    return max(ts) if ts else None
+
+
 def step_stats(runs):
     """Each step's medians over the runs that have it, in step order:
     pct, offered_rps, achieved_rps, latency_us (mean, p50, p99, p999,
@@ -35,6 +47,7 @@ def step_stats(runs):
             "pct": pct,
             "offered_rps": _median(sts, lambda s: s["offered_rps"]),
             "achieved_rps": _median(sts, lambda s: s["achieved_rps"]),
+            "window_s": _median(sts, step_window),
             "latency_us": {k: _median(sts, lambda s, k=k:
                                       s["latency_us"][k])
                            for k in LAT_KEYS},
@@ -46,13 +59,27 @@ def step_stats(runs):
     return out
 
 
+def poisson_slack(step):
+    """Requests/s by which a carried step may fall short of its offer by
+    chance alone. Poisson arrivals over a window of T seconds send a
+    random number of requests, with a standard deviation of
+    sqrt(offered x T): at 10,000/s over 1 s that is 1%, so a server that
+    answered every request it was sent reads "98% of the offer" one time
+    in forty. Three standard deviations, as a rate; 0 without a window."""
+    off, t = step.get("offered_rps"), step.get("window_s")
+    if not off or not t:
+        return 0.0
+    return 3.0 * math.sqrt(off / t)
+
+
 def carried(step, p99_ms=KNEE_P99_MS, achieved=KNEE_ACHIEVED):
-    """Whether a step was carried: achieved >= achieved x offered, and
-    p99 <= p99_ms."""
+    """Whether a step was carried: achieved >= achieved x offered (less
+    the Poisson sampling slack, poisson_slack()), and p99 <= p99_ms."""
     off, got = step.get("offered_rps"), step.get("achieved_rps")
     p99 = (step.get("latency_us") or {}).get("p99")
     return (bool(off) and got is not None and p99 is not None
-            and got >= achieved * off and p99 <= p99_ms * 1000.0)
+            and got >= achieved * off - poisson_slack(step)
+            and p99 <= p99_ms * 1000.0)
 
 
 def knee(steps, p99_ms=KNEE_P99_MS, achieved=KNEE_ACHIEVED):
