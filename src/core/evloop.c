@@ -53,6 +53,7 @@ static void evloop_busy_later(struct evloop *l, int fd)
 	}
 	b->fd = fd;
 	b->deadline_ms = evloop_now_ms() + EVACCEPT_BUSY_WAIT_MS;
+	l->nbusy++;
 }
 
 /* Its bytes came, its time is up, or a stop began: answer and close. */
@@ -60,6 +61,7 @@ static void evloop_busy_answer(struct evloop *l, struct evloop_busy *b)
 {
 	evloop_busy_now(l, b->fd); /* close() takes it out of the set */
 	b->fd = -1;
+	l->nbusy--;
 }
 
 /* The refused connection that p points at, or NULL. */
@@ -75,8 +77,11 @@ static struct evloop_busy *evloop_busy_of(struct evloop *l, void *p)
 /* Answers the refused connections whose time is up (all: every). */
 static void evloop_busy_expire(struct evloop *l, bool every)
 {
-	uint64_t now = evloop_now_ms();
+	uint64_t now;
 
+	if (!l->nbusy) /* the usual case: every turn, so no clock, no scan */
+		return;
+	now = evloop_now_ms();
 	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++)
 		if (l->busy[i].fd >= 0 &&
 		    (every || l->busy[i].deadline_ms <= now))
@@ -88,7 +93,7 @@ static int evloop_busy_wait_ms(const struct evloop *l, uint64_t now)
 {
 	int t = -1, u;
 
-	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++) {
+	for (unsigned i = 0; l->nbusy && i < EVACCEPT_BUSY_MAX; i++) {
 		if (l->busy[i].fd < 0)
 			continue;
 		u = l->busy[i].deadline_ms > now

@@ -54,6 +54,7 @@ struct evloop {
 	struct evconn *dead;	 /* to free after this batch, via tq_next */
 	bool stopping;
 	struct evloop_busy busy[EVACCEPT_BUSY_MAX]; /* refused, not answered */
+	unsigned nbusy;				    /* busy[] places taken */
 };
 
 /*
