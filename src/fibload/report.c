@@ -198,10 +198,11 @@ static void json_latency(FILE *out, const char *key, const struct hist *h)
 {
 	fprintf(out,
 		"\"%s\":{\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
-		"\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}",
+		"\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"stddev\":%.1f}",
 		key, hist_mean(h) / 1e3, us(hist_percentile(h, 50)),
 		us(hist_percentile(h, 90)), us(hist_percentile(h, 99)),
-		us(hist_percentile(h, 99.9)), us(hist_max(h)));
+		us(hist_percentile(h, 99.9)), us(hist_max(h)),
+		hist_stddev(h) / 1e3);
 }
 
 /* "asked": the description of the requests, as a string. */
