@@ -1,16 +1,7 @@
 #include "loop.h"
 
 #include <errno.h>
-#include <time.h>
 #include <unistd.h>
-
-uint64_t loop_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int loop_init(struct loop *l, const struct loop_backend *be,
 	      const struct loop_ops *ops, const struct server_cfg *cfg, int lfd,
@@ -24,6 +15,8 @@ int loop_init(struct loop *l, const struct loop_backend *be,
 	l->linger.timeout_ms = EVCONN_LINGER_MS;
 	for (unsigned i = 0; i < EVACCEPT_BUSY_MAX; i++)
 		l->busy[i].fd = -1;
+	l->now_ms = loop_now_ms();
+	l->next_due_ms = UINT64_MAX;
 	evaccept_init(&l->acc, lfd);
 	evconn_cfg_init(&l->ecfg, &cfg->limits, pool, workers);
 	if (pool) {
@@ -82,6 +75,7 @@ static void loop_busy_later(struct loop *l, int fd)
 		return;
 	}
 	l->nbusy++;
+	loop_due(l, b->deadline_ms);
 }
 
 void loop_busy_answer(struct loop *l, struct loop_busy *b)
@@ -122,7 +116,8 @@ void loop_admit(struct loop *l, int fd)
 		return;
 	}
 	atomic_fetch_add(l->nopen, 1);
-	l->nlive++;
+	if (!l->nlive++ && l->tick_ms)
+		loop_due(l, l->next_tick_ms); /* the tick runs again */
 	if (l->ops->accept(l, fd)) {
 		atomic_fetch_sub(l->nopen, 1);
 		l->nlive--;
@@ -134,6 +129,7 @@ void loop_accept_backoff(struct loop *l)
 {
 	l->accept_paused = true;
 	l->accept_resume_ms = loop_now_ms() + EVACCEPT_BACKOFF_MS;
+	loop_due(l, l->accept_resume_ms);
 	l->be->accept_pause(l, true);
 }
 
@@ -193,6 +189,7 @@ void loop_begin_stop(struct loop *l)
 			/* The same deadline for all: the queue stays sorted. */
 			if (c->deadline_ms > deadline)
 				c->deadline_ms = deadline;
+			loop_due(l, c->deadline_ms);
 			evconn_stop(c);
 		}
 	}
@@ -215,65 +212,71 @@ void loop_clock(struct loop *l, struct evconn *c)
 	struct evconn_tq *q;
 
 	if (c->state == EVCONN_LINGER) {
-		if (c->tq != &l->linger)
+		if (c->tq != &l->linger) {
 			evconn_tq_touch(&l->linger, c, loop_now_ms());
+			loop_due(l, c->deadline_ms);
+		}
 	} else if (c->tq != &l->linger) {
 		q = l->header.timeout_ms && evconn_partial(c) ? &l->header
 							      : &l->idle;
-		if (c->tq != q || c->progress)
+		if (c->tq != q || c->progress) {
 			evconn_tq_touch(q, c, loop_now_ms());
+			loop_due(l, c->deadline_ms);
+		}
 	}
 	c->progress = false;
 }
 
-static int loop_min_ms(int t, int u)
-{
-	return u >= 0 && (t < 0 || u < t) ? u : t;
-}
-
-/* Milliseconds from now until at, 0 if past. */
-static int loop_until(uint64_t at, uint64_t now)
-{
-	return at > now ? (int)(at - now) : 0;
-}
-
-int loop_wait_ms(const struct loop *l)
-{
-	uint64_t now = loop_now_ms();
-	int t = evconn_tq_wait_ms(&l->idle, now);
-
-	t = loop_min_ms(t, evconn_tq_wait_ms(&l->linger, now));
-	t = loop_min_ms(t, evconn_tq_wait_ms(&l->header, now));
-	for (unsigned i = 0; l->nbusy && i < EVACCEPT_BUSY_MAX; i++)
-		if (l->busy[i].fd >= 0 && !l->busy[i].ending)
-			t = loop_min_ms(
-			    t, loop_until(l->busy[i].deadline_ms, now));
-	if (l->accept_paused)
-		t = loop_min_ms(t, loop_until(l->accept_resume_ms, now));
-	if (l->tick_ms && l->nlive)
-		t = loop_min_ms(t, loop_until(l->next_tick_ms, now));
-	return t;
-}
-
-/* Calls ops->expire() for every member of q whose deadline passed. */
+/* Ends the silence of every member of q whose deadline passed. */
 static void loop_expire(struct loop *l, struct evconn_tq *q, uint64_t now)
 {
 	struct evconn *c;
 
-	while ((c = evconn_tq_expired(q, now))) {
-		if (c->njobs && q != &l->header) {
+	while ((c = q->head) && c->deadline_ms <= now) {
+		if (q != &l->header && c->njobs) {
 			/* Silent only because the pool computes for it. */
 			evconn_tq_touch(q, c, now);
 			continue;
 		}
-		l->ops->expire(l, q, c);
+		if (q != &l->header || l->stopping) {
+			evconn_abort(c); /* for a header: its grace is over */
+		} else {
+			evconn_timeout(c);
+			c->progress = false; /* its clock is now the idle one */
+			evconn_tq_remove(c);
+		}
+		l->ops->expire(l, c);
 	}
 }
 
-void loop_turn_end(struct loop *l)
+/* The earlier of *at and q's first deadline (UINT64_MAX: none). */
+static void loop_tq_first(const struct evconn_tq *q, uint64_t *at)
 {
-	uint64_t now = loop_now_ms();
+	if (q->head && q->head->deadline_ms < *at)
+		*at = q->head->deadline_ms;
+}
 
+/* The nearest deadline of all, from scratch. */
+static uint64_t loop_next_due(const struct loop *l)
+{
+	uint64_t at = UINT64_MAX;
+
+	loop_tq_first(&l->idle, &at);
+	loop_tq_first(&l->header, &at);
+	loop_tq_first(&l->linger, &at);
+	for (unsigned i = 0; l->nbusy && i < EVACCEPT_BUSY_MAX; i++)
+		if (l->busy[i].fd >= 0 && !l->busy[i].ending &&
+		    l->busy[i].deadline_ms < at)
+			at = l->busy[i].deadline_ms;
+	if (l->accept_paused && l->accept_resume_ms < at)
+		at = l->accept_resume_ms;
+	if (l->tick_ms && l->nlive && l->next_tick_ms < at)
+		at = l->next_tick_ms;
+	return at;
+}
+
+void loop_turn_due(struct loop *l, uint64_t now)
+{
 	loop_expire(l, &l->idle, now);
 	loop_expire(l, &l->header, now);
 	loop_expire(l, &l->linger, now);
@@ -282,7 +285,6 @@ void loop_turn_end(struct loop *l)
 		l->next_tick_ms = now + l->tick_ms;
 		l->ops->tick(l, now);
 	}
-	if (l->ops->turn)
-		l->ops->turn(l);
 	loop_resume_accept(l, now);
+	l->next_due_ms = loop_next_due(l);
 }

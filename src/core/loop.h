@@ -43,6 +43,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "evaccept.h"
 #include "evconn.h"
@@ -58,10 +59,11 @@ struct loop;
 
 /* What happened to something the model watches or submitted. */
 struct loop_event {
-	unsigned events; /* epoll: EPOLLIN, EPOLLOUT, EPOLLERR, ... */
-	unsigned op;	 /* io_uring: the operation (loop_uring.h) */
-	int res;	 /* io_uring: the completion's result */
-	unsigned flags;	 /* io_uring: the completion's flags */
+	unsigned events;  /* epoll: EPOLLIN, EPOLLOUT, EPOLLERR, ... */
+	unsigned op;	  /* io_uring: the operation (loop_uring.h) */
+	int res;	  /* io_uring: the completion's result */
+	unsigned flags;	  /* io_uring: the completion's flags */
+	const char *data; /* io_uring: a recv's res bytes, or NULL */
 };
 
 /* The model: what it does when something happens. */
@@ -77,12 +79,11 @@ struct loop_ops {
 	/* A pool job the model submitted (with .cq = l->cq) is done. */
 	void (*job)(struct loop *l, struct tpool_job *job);
 	/*
-	 * c's deadline in q (l->idle, l->header or l->linger) passed: c must
-	 * leave q's head (touched again, removed, closed). Idle and linger
-	 * connections with jobs in the pool are not silent, only waiting
-	 * for us: the loop restarts their clock itself.
+	 * c's deadline passed, and the loop has acted (loop_turn_end()): it
+	 * is aborted, or its unfinished request answered (evconn_timeout()).
+	 * Send what c->out holds, and settle c.
 	 */
-	void (*expire)(struct loop *l, struct evconn_tq *q, struct evconn *c);
+	void (*expire)(struct loop *l, struct evconn *c);
 	/* Optional: a stop began (after the loop's part of it). */
 	void (*stop)(struct loop *l);
 	/* Optional: every l->tick_ms while something lives (nlive). */
@@ -128,6 +129,13 @@ struct loop {
 	atomic_uint *nopen;	 /* sockets open, every loop's: --max-conns */
 	unsigned nlive;		 /* the model's live things: run till 0 */
 	bool stopping;
+	uint64_t now_ms; /* the clock at the last turn's end */
+	/*
+	 * Nothing is due before this (UINT64_MAX: nothing at all); every new
+	 * deadline lowers it (loop_due()). A deadline moved later leaves it
+	 * early: a turn then finds nothing due, and looks again.
+	 */
+	uint64_t next_due_ms;
 	uint64_t grace_end_ms; /* a stop's grace period ends */
 	unsigned tick_ms;      /* ops->tick's period; 0: none */
 	uint64_t next_tick_ms;
@@ -151,7 +159,13 @@ int loop_init(struct loop *l, const struct loop_backend *be,
  * answered. The backend's destroy calls it. */
 void loop_destroy(struct loop *l);
 
-uint64_t loop_now_ms(void);
+static inline uint64_t loop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* Should the loop run another turn? Until a stop has seen nlive reach 0. */
 static inline bool loop_running(const struct loop *l)
@@ -192,10 +206,46 @@ void loop_reap_pool(struct loop *l);
  */
 void loop_clock(struct loop *l, struct evconn *c);
 
-/* How long the backend may wait: ms until the nearest deadline, or -1. */
-int loop_wait_ms(const struct loop *l);
+/* Nothing is due before at: the next wait ends then at the latest. */
+static inline void loop_due(struct loop *l, uint64_t at)
+{
+	if (at < l->next_due_ms)
+		l->next_due_ms = at;
+}
 
-/* After the turn's events: deadlines, tick, ops->turn(), back-off. */
-void loop_turn_end(struct loop *l);
+/* loop_turn_end()'s work when something may be due: not every turn. */
+void loop_turn_due(struct loop *l, uint64_t now);
+
+/* How long the backend may wait: ms until next_due_ms, or -1 for never. */
+static inline int loop_wait_ms(const struct loop *l)
+{
+	uint64_t at = l->next_due_ms, now = l->now_ms;
+
+	if (at == UINT64_MAX)
+		return -1;
+	if (at <= now)
+		return 0;
+	return at - now > INT32_MAX ? INT32_MAX : (int)(at - now);
+}
+
+/*
+ * After the turn's events: whatever is due (loop_turn_due(): deadlines,
+ * the tick, the accept back-off), then ops->turn(). Returns
+ * loop_wait_ms() for the next wait. Silent too long (idle, lingering), a
+ * connection is aborted; one whose request did not come whole in time gets
+ * 408 or the ERR line (evconn_timeout()), unless a stop's grace is over;
+ * one with jobs in the pool is not silent, only waiting for us: its clock
+ * restarts. Inline: it runs every turn, and usually finds nothing due.
+ */
+static inline int loop_turn_end(struct loop *l)
+{
+	uint64_t now = l->now_ms = loop_now_ms();
+
+	if (now >= l->next_due_ms)
+		loop_turn_due(l, now);
+	if (l->ops->turn)
+		l->ops->turn(l);
+	return loop_wait_ms(l);
+}
 
 #endif

@@ -59,7 +59,7 @@ static void loop_epoll_dispatch(struct loop *l, const struct epoll_event *ev)
 		loop_reap_pool(l);
 	} else if (p == &loop_epoll_tag_stop) {
 		loop_begin_stop(l);
-	} else if (loop_busy_of(l, p)) {
+	} else if (l->nbusy && loop_busy_of(l, p)) {
 		loop_busy_answer(l, p);
 	} else {
 		what = (struct loop_event){.events = ev->events};
@@ -70,17 +70,17 @@ static void loop_epoll_dispatch(struct loop *l, const struct epoll_event *ev)
 void loop_epoll_run(struct loop_epoll *e)
 {
 	struct epoll_event evs[LOOP_EVENTS];
-	int n;
+	int n, ms = loop_wait_ms(&e->l);
 
 	while (loop_running(&e->l)) {
-		n = epoll_wait(e->ep, evs, LOOP_EVENTS, loop_wait_ms(&e->l));
+		n = epoll_wait(e->ep, evs, LOOP_EVENTS, ms);
 		if (n < 0 && errno != EINTR) {
 			log_err(-errno, "epoll_wait");
 			break;
 		}
 		for (int i = 0; i < n; i++)
 			loop_epoll_dispatch(&e->l, &evs[i]);
-		loop_turn_end(&e->l);
+		ms = loop_turn_end(&e->l);
 	}
 }
 

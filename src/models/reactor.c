@@ -231,7 +231,7 @@ static int reactor_accept(struct loop *l, int fd)
 		free(c);
 		return err;
 	}
-	evconn_tq_touch(&l->idle, c, loop_now_ms());
+	loop_clock(l, c); /* the idle clock starts */
 	return 0;
 }
 
@@ -272,25 +272,11 @@ static void reactor_job(struct loop *l, struct tpool_job *job)
 	reactor_settle(l, c);
 }
 
-/*
- * Silent too long (idle, lingering): closed. A request that did not come
- * whole in time: 408, or the ERR line, unless a stop's grace is over.
- */
-static void reactor_expire(struct loop *l, struct evconn_tq *q,
-			   struct evconn *c)
+/* Too slow: aborted, or its request answered with 408 or the ERR line. */
+static void reactor_expire(struct loop *l, struct evconn *c)
 {
-	if (q != &l->header) {
-		evconn_abort(c);
-	} else {
-		if (l->stopping) {
-			evconn_abort(c);
-		} else {
-			evconn_timeout(c);
-			reactor_answer(c);
-		}
-		c->progress = false; /* its clock is now the idle one */
-		evconn_tq_remove(c);
-	}
+	if (reactor_answering(c))
+		reactor_answer(c);
 	reactor_settle(l, c);
 }
 
