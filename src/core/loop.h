@@ -126,8 +126,12 @@ struct loop {
 	struct evconn_tq idle;	 /* open connections, by last progress */
 	struct evconn_tq header; /* part of a request in: --header-timeout */
 	struct evconn_tq linger; /* closing politely, by start of linger */
-	atomic_uint *nopen;	 /* sockets open, every loop's: --max-conns */
-	unsigned nlive;		 /* the model's live things: run till 0 */
+	/*
+	 * loop_admit() counts a connection in both; the model takes it out
+	 * of nopen when it closes the socket, of nlive when its struct goes.
+	 */
+	atomic_uint *nopen; /* sockets open, every loop's: --max-conns */
+	unsigned nlive;	    /* the model's live things: run till 0 */
 	bool stopping;
 	uint64_t now_ms; /* the clock at the last turn's end */
 	/*
@@ -159,6 +163,7 @@ int loop_init(struct loop *l, const struct loop_backend *be,
  * answered. The backend's destroy calls it. */
 void loop_destroy(struct loop *l);
 
+/* The monotonic clock, in ms: every deadline's. */
 static inline uint64_t loop_now_ms(void)
 {
 	struct timespec ts;
