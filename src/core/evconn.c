@@ -635,22 +635,3 @@ void evconn_tq_touch(struct evconn_tq *q, struct evconn *c, uint64_t now_ms)
 		q->head = c;
 	q->tail = c;
 }
-
-int evconn_tq_wait_ms(const struct evconn_tq *q, uint64_t now_ms)
-{
-	uint64_t d;
-
-	if (!q->head || q->head->deadline_ms == UINT64_MAX)
-		return -1;
-	d = q->head->deadline_ms;
-	if (d <= now_ms)
-		return 0;
-	return d - now_ms > INT32_MAX ? INT32_MAX : (int)(d - now_ms);
-}
-
-struct evconn *evconn_tq_expired(const struct evconn_tq *q, uint64_t now_ms)
-{
-	struct evconn *c = q->head;
-
-	return c && c->deadline_ms <= now_ms ? c : NULL;
-}

@@ -250,10 +250,4 @@ static inline unsigned evconn_header_ms(unsigned header_ms, unsigned idle_ms)
 /* Takes c out of its queue, if any. */
 void evconn_tq_remove(struct evconn *c);
 
-/* Milliseconds until q's first deadline (0 if past), or -1 for none. */
-int evconn_tq_wait_ms(const struct evconn_tq *q, uint64_t now_ms);
-
-/* The first member whose deadline passed, or NULL. */
-struct evconn *evconn_tq_expired(const struct evconn_tq *q, uint64_t now_ms);
-
 #endif

@@ -1,16 +1,15 @@
-/* clang-format off */
 /*
  * async - the talk's async_server: one thread runs a scheduler of its own,
  * each connection is a task written as straight-line code, compute goes to
  * a pool, and a pipe wakes the loop when a future completes.
  *
  *   task (per connection): serve_conn()   loop (one thread):
- *     wait, read -- park on (fd, IN) ---> 1. run the ready tasks till they park
- *     fib(n)     -- park on a future ---> 2. epoll_wait, wake whom it names:
- *     write      -- park on (fd, OUT) -->    a task's fd; the pool's pipe (its
- *                                            futures are done); the listener
+ *     wait, read -- park on (fd, IN) ---> 1. epoll_wait, wake whom it names:
+ *     fib(n)     -- park on a future --->    a task's fd; the pool's pipe (its
+ *     write      -- park on (fd, OUT) -->    futures are done); the listener
  *                                            (a new task); the stop eventfd
- *                                         3. every 100 ms: expire deadlines
+ *                                         2. every 100 ms: expire deadlines
+ *                                         3. run the ready tasks till they park
  *
  * The talk's tasks are generators yielding ('recv', sock), ('send', sock)
  * or ('future', f). Ours are stackful coroutines (src/coro/ctx.h: the coro
@@ -27,30 +26,25 @@
  * 10,000 connections. The talk's pool is processes; C has no GIL, so ours
  * is threads (src/core/tpool.h), and its completion pipe is the talk's
  * socketpair. A cheap fib is computed by the task itself (async_compute()).
+ * The loop under the scheduler (epoll, the listener, --max-conns, a stop's
+ * grace, the pool's pipe) is the reactor's: src/core/loop_epoll.h.
  */
-/* clang-format on */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../coro/ctx.h"
-#include "../core/evaccept.h"
-#include "../core/evconn.h" /* EVCONN_INLINE_*: the measured thresholds */
 #include "../core/log.h"
+#include "../core/loop_epoll.h"
 #include "../core/serve.h"
-#include "../core/stop.h"
-#include "../core/tpool.h"
 #include "model.h"
 
 /* serve_conn() and a fast fib(5000) need a few KiB; HTTP and ASan more. */
-#define ASYNC_STACK_SIZE    (64 * 1024)
-#define ASYNC_STACK_CACHE   256	 /* idle stacks kept for new tasks */
-#define ASYNC_EVENTS	    64	 /* epoll events (and accepts) per wake-up */
-#define ASYNC_TICK_MS	    100	 /* how often deadlines are looked at */
-#define ASYNC_STOP_GRACE_MS 5000 /* for a client not reading at a stop */
+#define ASYNC_STACK_SIZE  (64 * 1024)
+#define ASYNC_STACK_CACHE 256 /* idle stacks kept for new tasks */
+#define ASYNC_TICK_MS	  100 /* how often deadlines are looked at */
 
 struct async_task {
 	struct tpool_job job; /* first: its future, fib(n) into *r */
@@ -68,35 +62,18 @@ struct async_task {
 	struct reply *r;
 };
 
+/* The scheduler: its loop's nlive counts the tasks, cq the futures done. */
 struct async_loop {
-	const struct server_cfg *cfg;
-	int ep;
-	struct evaccept acc; /* the listener, and a spare fd for EMFILE */
-	struct tpool *pool;
-	struct tpool_cq *cq; /* where finished futures come back */
+	struct loop_epoll e; /* first: the loop's callbacks get &e.l */
 	struct coro_ctx_stacks *stacks;
 	struct coro_ctx main;		/* the loop's own stack */
 	struct async_task *cur;		/* the task running now */
 	struct async_task *head, *tail; /* the run queue */
 	struct async_task *tasks;	/* every task */
-	unsigned ntasks;
-	struct evconn_cfg inl;		    /* inline_max_n, inline_free_n */
-	uint64_t now, next_tick, grace_end; /* ms */
-	bool stopping, accept_paused;
+	atomic_uint nopen;		/* tasks, for --max-conns */
 	struct serve_io io;
 	struct serve_hook hook;
 };
-
-/* epoll's data.ptr for the descriptors that are not connections. */
-static char async_tag_listener, async_tag_pool, async_tag_stop;
-
-static uint64_t async_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Clearing what it waited on makes sure a task is queued once. */
 static void async_wake(struct async_loop *l, struct async_task *t, bool expired)
@@ -119,12 +96,14 @@ static int async_park(struct async_loop *l, unsigned events,
 		      unsigned timeout_ms)
 {
 	struct async_task *t = l->cur;
-	struct epoll_event ev = {.events = events, .data.ptr = t};
+	int err;
 
 	if (events && t->armed != events) {
-		if (epoll_ctl(l->ep, t->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-			      t->fd, &ev))
-			return -errno;
+		err = loop_epoll_watch(&l->e,
+				       t->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+				       t->fd, events, t);
+		if (err)
+			return err;
 		t->armed = events;
 	}
 	t->budget = events ? EVCONN_INLINE_BUDGET : t->budget;
@@ -132,7 +111,7 @@ static int async_park(struct async_loop *l, unsigned events,
 	/* From now, not from the loop's turn: that may be long past (a
 	 * turn that ran many tasks), and a deadline that fires early cuts
 	 * a request short that still had time. */
-	t->deadline = timeout_ms ? async_now() + timeout_ms : 0;
+	t->deadline = timeout_ms ? loop_now_ms() + timeout_ms : 0;
 	coro_ctx_switch(&t->ctx, &l->main);
 	return t->expired ? -EAGAIN : 0;
 }
@@ -142,19 +121,30 @@ static int async_park(struct async_loop *l, unsigned events,
  * again: level-triggered, the fd (or a reset's EPOLLERR, reported whatever
  * we ask) would wake the loop over and over while it waits for a future.
  */
-static void async_on_fd(struct async_loop *l, struct async_task *t, unsigned ev)
+static void async_on_fd(struct loop *loop, void *ptr,
+			const struct loop_event *what)
 {
-	if (t->want && (ev & (t->want | EPOLLHUP | EPOLLERR))) {
+	struct async_loop *l = (struct async_loop *)loop;
+	struct async_task *t = ptr;
+
+	if (t->want && (what->events & (t->want | EPOLLHUP | EPOLLERR))) {
 		async_wake(l, t, false);
 	} else if (!t->want) {
-		epoll_ctl(l->ep, EPOLL_CTL_DEL, t->fd, NULL);
+		loop_epoll_watch(&l->e, EPOLL_CTL_DEL, t->fd, 0, NULL);
 		t->armed = 0;
 	}
 }
 
-/* Runs every ready task until it parks; frees it once it returns. */
-static void async_run_ready(struct async_loop *l)
+/* The pool's pipe: futures are done, their tasks ready to run. */
+static void async_on_future(struct loop *loop, struct tpool_job *job)
 {
+	async_wake((struct async_loop *)loop, (struct async_task *)job, false);
+}
+
+/* Runs every ready task until it parks; frees it once it returns. */
+static void async_run_ready(struct loop *loop)
+{
+	struct async_loop *l = (struct async_loop *)loop;
 	struct async_task *t;
 
 	while ((t = l->head)) {
@@ -167,7 +157,8 @@ static void async_run_ready(struct async_loop *l)
 		*(t->prev_t ? &t->prev_t->next_t : &l->tasks) = t->next_t;
 		if (t->next_t)
 			t->next_t->prev_t = t->prev_t;
-		l->ntasks--;
+		loop->nlive--;
+		atomic_fetch_sub(&l->nopen, 1);
 		close(t->fd);
 		coro_ctx_free(&t->ctx, l->stacks);
 		free(t);
@@ -210,7 +201,8 @@ static int async_io_write(void *ctx, int fd, const void *buf, size_t len)
 		if (n < 0 && errno != EAGAIN)
 			return -errno;
 		if (n < 0)
-			err = async_park(l, EPOLLOUT, l->cfg->idle_timeout_ms);
+			err = async_park(l, EPOLLOUT,
+					 l->e.l.cfg->idle_timeout_ms);
 		else
 			done += (size_t)n;
 	}
@@ -236,17 +228,18 @@ static void async_compute(void *ctx, const struct proto_limits *lim, uint64_t n,
 {
 	struct async_loop *l = ctx;
 	struct async_task *t = l->cur;
+	const struct evconn_cfg *inl = &l->e.l.ecfg;
 
-	if (lim->engine != FIB_ENGINE_PYTHON && n <= l->inl.inline_max_n &&
-	    (n <= l->inl.inline_free_n || (t->budget && t->budget--))) {
+	if (lim->engine != FIB_ENGINE_PYTHON && n <= inl->inline_max_n &&
+	    (n <= inl->inline_free_n || (t->budget && t->budget--))) {
 		proto_compute(lim, n, r);
 		return;
 	}
-	t->job = (struct tpool_job){.run = async_future_run, .cq = l->cq};
+	t->job = (struct tpool_job){.run = async_future_run, .cq = l->e.l.cq};
 	t->lim = lim;
 	t->n = n;
 	t->r = r;
-	tpool_submit(l->pool, &t->job);
+	tpool_submit(l->e.l.pool, &t->job);
 	async_park(l, 0, 0); /* no timeout: r lives on this stack */
 }
 
@@ -255,71 +248,37 @@ static void async_task_main(void *arg)
 {
 	struct async_loop *l = arg;
 
-	serve_conn(l->cur->fd, l->cfg, &l->hook, &l->io);
+	serve_conn(l->cur->fd, l->e.l.cfg, &l->hook, &l->io);
 }
 
-/*
- * Takes up to max waiting connections, each a new task, ready to run up to
- * its first wait. Beyond --max-conns: "ERR server busy". Out of
- * descriptors, evaccept sheds the newcomer the same way; if even that
- * fails, the listener rests until the next tick.
- */
-static void async_accept(struct async_loop *l, unsigned max)
+/* A connection within --max-conns: a task, ready to run to its first wait. */
+static int async_accept(struct loop *loop, int fd)
 {
-	struct async_task *t;
-	int fd;
+	struct async_loop *l = (struct async_loop *)loop;
+	struct async_task *t = calloc(1, sizeof(*t));
 
-	for (unsigned i = 0; i < max; i++) {
-		fd = evaccept_next(&l->acc, l->cfg);
-		if (fd == -EAGAIN)
-			return;
-		if (fd < 0 && fd != -EBUSY) {
-			epoll_ctl(l->ep, EPOLL_CTL_DEL, l->acc.lfd, NULL);
-			l->accept_paused = true;
-			return;
-		}
-		if (fd < 0)
-			continue;
-		t = l->ntasks < l->cfg->max_conns ? calloc(1, sizeof(*t))
-						  : NULL;
-		if (!t || coro_ctx_make(&t->ctx, l->stacks, async_task_main, l,
-					&l->main)) {
-			free(t);
-			server_reject_busy(fd, l->cfg);
-			continue;
-		}
-		t->fd = fd;
-		t->next_t = l->tasks;
-		if (l->tasks)
-			l->tasks->prev_t = t;
-		l->tasks = t;
-		l->ntasks++;
-		async_wake(l, t, false);
+	if (!t ||
+	    coro_ctx_make(&t->ctx, l->stacks, async_task_main, l, &l->main)) {
+		free(t);
+		return -ENOMEM;
 	}
+	t->fd = fd;
+	t->next_t = l->tasks;
+	if (l->tasks)
+		l->tasks->prev_t = t;
+	l->tasks = t;
+	async_wake(l, t, false);
+	return 0;
 }
 
-/*
- * SIGTERM or SIGINT: take the connections already in the accept queue,
- * close the listener, and shut every task's read side: each answers what
- * it has read, then leaves. A task waiting for a future gets its reply; a
- * client that does not read has ASYNC_STOP_GRACE_MS (async_tick()).
- */
-static void async_stop(struct async_loop *l)
+/* A stop: the loop took the backlog and closed the listener; each task
+ * answers what it has read (a future's reply too), then leaves. */
+static void async_stop(struct loop *loop)
 {
-	l->stopping = true;
-	epoll_ctl(l->ep, EPOLL_CTL_DEL, stop_eventfd(), NULL);
-	async_accept(l, -1u);
-	evaccept_close(&l->acc);
+	struct async_loop *l = (struct async_loop *)loop;
+
 	for (struct async_task *t = l->tasks; t; t = t->next_t)
 		shutdown(t->fd, SHUT_RD);
-	l->grace_end = l->now + ASYNC_STOP_GRACE_MS;
-}
-
-static int async_watch(struct async_loop *l, int fd, void *tag)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
-
-	return epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
 /*
@@ -327,93 +286,57 @@ static int async_watch(struct async_loop *l, int fd, void *tag)
  * wake the tasks whose deadline passed; once a stop's grace is over, shut
  * every socket a task still waits on, so that its wait fails.
  */
-static void async_tick(struct async_loop *l)
+static void async_tick(struct loop *loop, uint64_t now)
 {
-	bool graceless = l->grace_end && l->now >= l->grace_end;
+	struct async_loop *l = (struct async_loop *)loop;
+	bool graceless = loop->stopping && now >= loop->grace_end_ms;
 
-	if (l->now < l->next_tick)
-		return;
-	l->next_tick = l->now + ASYNC_TICK_MS;
 	for (struct async_task *t = l->tasks; t; t = t->next_t) {
-		if (t->deadline && t->deadline <= l->now)
+		if (t->deadline && t->deadline <= now)
 			async_wake(l, t, true);
 		else if (graceless && t->want)
 			shutdown(t->fd, SHUT_RDWR);
 	}
-	if (l->accept_paused && !l->stopping)
-		async_watch(l, l->acc.lfd, &async_tag_listener);
-	l->accept_paused = false;
 }
 
-/* Runs tasks, waits, wakes tasks: until a stop has seen every task end. */
-static void async_loop_run(struct async_loop *l)
-{
-	struct epoll_event evs[ASYNC_EVENTS];
-	struct tpool_job *j;
-	void *p;
-	int n;
-
-	while (!l->stopping || l->ntasks) {
-		n = epoll_wait(l->ep, evs, ASYNC_EVENTS,
-			       l->ntasks || l->accept_paused ? ASYNC_TICK_MS
-							     : -1);
-		l->now = async_now();
-		for (int i = 0; i < n; i++) {
-			p = evs[i].data.ptr;
-			if (p == &async_tag_listener)
-				async_accept(l, ASYNC_EVENTS);
-			else if (p == &async_tag_stop)
-				async_stop(l);
-			else if (p != &async_tag_pool)
-				async_on_fd(l, p, evs[i].events);
-			else /* futures done: wake their tasks */
-				for (j = tpool_cq_reap(l->cq); j; j = j->next)
-					async_wake(l, (struct async_task *)j,
-						   false);
-		}
-		async_tick(l);
-		async_run_ready(l);
-	}
-}
+static const struct loop_ops async_ops = {
+    .accept = async_accept,
+    .event = async_on_fd,
+    .job = async_on_future,
+    .stop = async_stop,
+    .tick = async_tick,
+    .turn = async_run_ready,
+};
 
 /* After a stop has seen every task end, no future is left in the pool. */
 static int async_run(const struct server_cfg *cfg)
 {
 	struct async_loop l = {
-	    .cfg = cfg,
 	    .io = {async_io_read, async_io_write, async_io_wait, &l},
 	    .hook = {async_compute, &l},
-	    .now = async_now(),
+	    .stacks = coro_ctx_stacks_new(ASYNC_STACK_SIZE, ASYNC_STACK_CACHE),
 	};
-	int lfd = server_listen(cfg, cfg->port, NET_NONBLOCK), err = 0;
+	struct tpool *pool = tpool_create(server_workers(cfg));
+	int lfd = server_listen(cfg, cfg->port, NET_NONBLOCK);
+	int err = lfd < 0 ? lfd : -ENOMEM;
 
-	if (lfd < 0)
-		return lfd;
-	evaccept_init(&l.acc, lfd);
 	coro_ctx_thread(&l.main);
-	l.ep = epoll_create1(EPOLL_CLOEXEC);
-	l.pool = tpool_create(server_workers(cfg));
-	l.cq = tpool_cq_create();
-	l.stacks = coro_ctx_stacks_new(ASYNC_STACK_SIZE, ASYNC_STACK_CACHE);
-	evconn_cfg_init(&l.inl, &cfg->limits, l.pool, 0);
-	if (l.ep < 0 || !l.pool || !l.cq || !l.stacks ||
-	    async_watch(&l, lfd, &async_tag_listener) ||
-	    async_watch(&l, tpool_cq_fd(l.cq), &async_tag_pool) ||
-	    async_watch(&l, stop_eventfd(), &async_tag_stop)) {
-		err = -errno;
+	if (lfd >= 0 && pool && l.stacks)
+		err = loop_epoll_init(&l.e, &async_ops, cfg, lfd, pool,
+				      server_workers(cfg), &l.nopen);
+	else if (lfd >= 0)
+		close(lfd);
+	if (!err) {
+		l.e.l.tick_ms = ASYNC_TICK_MS;
+		loop_epoll_run(&l.e);
+		loop_epoll_destroy(&l.e);
+	} else if (lfd >= 0) {
 		log_err(err, "async: cannot start");
-		evaccept_close(&l.acc);
-	} else {
-		async_loop_run(&l);
 	}
-	if (l.pool)
-		tpool_destroy(l.pool);
-	if (l.cq)
-		tpool_cq_destroy(l.cq);
+	if (pool)
+		tpool_destroy(pool);
 	if (l.stacks)
 		coro_ctx_stacks_free(l.stacks);
-	if (l.ep >= 0)
-		close(l.ep);
 	return err;
 }
 
