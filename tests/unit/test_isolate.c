@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,16 +98,9 @@ static int limit_tasks(const struct tsrv *s, rlim_t max)
 }
 
 /* Reads what the server sends until it closes the connection. */
-static size_t read_to_eof(int fd)
+static void read_to_eof(int fd)
 {
-	size_t have = 0;
-	ssize_t got;
-
-	while (have < sizeof(buf) - 1 &&
-	       (got = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0)
-		have += (size_t)got;
-	buf[have] = '\0';
-	return have;
+	t_read_lines(fd, buf, sizeof(buf), INT_MAX);
 }
 
 static void case_worker_fails_to_start(void)
