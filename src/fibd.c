@@ -46,8 +46,8 @@ static const char usage_text[] =
 "      --framing line|read line: a request is a line ending in newline\n"
 "                          (default); read: each read is one request, with\n"
 "                          no newline needed, as the talk's servers do\n"
-"  -w, --workers N         threads or processes (default: online CPUs, at\n"
-"                          most the model's limit)\n"
+"  -w, --workers N         threads or processes (default: the CPUs fibd may\n"
+"                          run on, at most the model's limit)\n"
 "                          models: %s\n"
 "      --ports             one port per shard, PORT..PORT+N-1 for N workers\n"
 "                          (port 0: N consecutive free ports)\n"
@@ -351,7 +351,7 @@ static int check_model_opts(const struct fibd_args *a, const struct model *m)
 
 /*
  * What the model runs with beyond the command line: --workers by default
- * (online CPUs, at most its limit), and with --ports and port 0, N
+ * (the CPUs it may run on, at most its limit), and with --ports and port 0, N
  * consecutive free ports. Returns 0, or -1 after saying why not.
  */
 static int finish_model(struct server_cfg *cfg, const struct model *m)

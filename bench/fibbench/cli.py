@@ -68,7 +68,8 @@ def parse_args(argv):
                    "or none (default go,redis; a missing one is reported)")
     p.add_argument("--many-workers", type=int,
                    help="shards (--workers) of the models that take "
-                   "--ports (default: online CPUs, as fibd)")
+                   "--ports (default: the CPUs fibd may run on, pinned "
+                   "or not, as fibd itself)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"),
                    help="where fibd and fibload are (default build/)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
@@ -159,9 +160,11 @@ def parse_args(argv):
             cpus_text(srv), cpus_text(cli))
         o.placement_short = "fibd on %s, fibload on %s" % (
             cpus_text(srv), cpus_text(cli))
-    # fibd's own default (online CPUs), pinned or not: --pin moves
-    # processes, it does not reconfigure the models.
-    o.many_workers = o.many_workers or os.cpu_count() or 1
+    # fibd's own default: one shard per CPU it may run on, so pinned to
+    # one CPU a sharded model runs one loop, as Go's runtime then runs one
+    # P; two loops on one CPU would stall each other's clients.
+    o.many_workers = (o.many_workers or len(o.server_cpus or allowed)
+                      or 1)
     return o
 
 

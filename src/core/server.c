@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,21 @@ void server_cfg_default(struct server_cfg *cfg)
 
 unsigned server_workers(const struct server_cfg *cfg)
 {
+	cpu_set_t cpus;
 	long n;
 
 	if (cfg->workers)
 		return cfg->workers;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
+	/*
+	 * The CPUs this process may run on, not those the machine has: under
+	 * taskset or a container's cpuset, one shard per online CPU would put
+	 * two loops on one CPU, each stalling the other's clients for a
+	 * scheduler slice at a time. Go sizes GOMAXPROCS the same way.
+	 */
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		n = CPU_COUNT(&cpus);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
 }
 

@@ -24,7 +24,7 @@ struct server_cfg {
 	char host[NET_HOST_MAX]; /* address to bind */
 	uint16_t port;		 /* 0: pick a free port */
 	struct proto_limits limits;
-	unsigned workers;   /* threads/processes; 0 = online CPUs */
+	unsigned workers;   /* threads/processes; 0: the CPUs we may run on */
 	bool ports;	    /* one port per shard (P, P+1...): takes_ports */
 	bool offload;	    /* fib on a blocking pool: takes_offload */
 	unsigned max_conns; /* beyond it: "ERR server busy", close */
@@ -45,7 +45,10 @@ struct server_cfg {
 /* The defaults, as fibd --help documents them. */
 void server_cfg_default(struct server_cfg *cfg);
 
-/* cfg->workers, or the number of online CPUs when it is 0. */
+/*
+ * cfg->workers, or when it is 0 the number of CPUs this process may run on
+ * (its affinity mask: taskset, a cpuset), or of online CPUs if that fails.
+ */
 unsigned server_workers(const struct server_cfg *cfg);
 
 /*

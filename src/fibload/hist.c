@@ -182,6 +182,23 @@ double hist_mean(const struct hist *h)
 	return h->total ? (double)h->sum / (double)h->total : 0.0;
 }
 
+double hist_stddev(const struct hist *h)
+{
+	double mean = hist_mean(h), d, sq = 0;
+	uint64_t width;
+
+	if (h->total < 2)
+		return 0.0;
+	for (size_t i = 0; i < h->counts_len; i++) {
+		if (!h->counts[i])
+			continue;
+		d = (double)hist_slot_low(h, i, &width) +
+		    (double)(width - 1) / 2 - mean;
+		sq += d * d * (double)h->counts[i];
+	}
+	return sqrt(sq / (double)h->total);
+}
+
 uint64_t hist_min(const struct hist *h)
 {
 	return h->total ? h->min : 0;

@@ -71,6 +71,13 @@ double hist_mean(const struct hist *h);
 uint64_t hist_min(const struct hist *h);
 uint64_t hist_max(const struct hist *h);
 
+/*
+ * Standard deviation of the values recorded, each taken as the middle of
+ * its sub-bucket (so within 10^-sigfigs of exact, relatively), about the
+ * exact mean; 0 with fewer than two values.
+ */
+double hist_stddev(const struct hist *h);
+
 /* Bytes one histogram occupies. */
 size_t hist_bytes(const struct hist *h);
 

@@ -27,6 +27,7 @@ static const char *mode(const struct fl_config *cfg)
 /* What both reports say of a latency histogram, in microseconds. */
 struct latency_us {
 	double mean, p50, p90, p99, p999, max;
+	double stddev; /* the JSON report's alone */
 };
 
 static struct latency_us latency_us(const struct hist *h)
@@ -38,6 +39,7 @@ static struct latency_us latency_us(const struct hist *h)
 	    .p99 = us(hist_percentile(h, 99)),
 	    .p999 = us(hist_percentile(h, 99.9)),
 	    .max = us(hist_max(h)),
+	    .stddev = hist_stddev(h) / 1e3,
 	};
 }
 
@@ -217,8 +219,8 @@ static void json_latency(FILE *out, const char *key, const struct hist *h)
 
 	fprintf(out,
 		"\"%s\":{\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
-		"\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}",
-		key, l.mean, l.p50, l.p90, l.p99, l.p999, l.max);
+		"\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"stddev\":%.1f}",
+		key, l.mean, l.p50, l.p90, l.p99, l.p999, l.max, l.stddev);
 }
 
 /* "asked": the description of the requests, as a string. */

@@ -3,7 +3,7 @@
  *
  * JSON keys: rps, requests, elapsed_s, asked (what was asked for, as the
  * text report's "asked for" line), latency_us {mean, p50, p90, p99, p999,
- * max}, errors {connect, read, write, timeout, protocol, wrong, total},
+ * max, stddev}, errors {connect, read, write, timeout, protocol, wrong, total},
  * resent (--resend: requests sent again after a clean close),
  * server_errors [{text, count}] (the first FL_ERRTEXTS distinct "ERR ..."
  * replies) and server_errors_other, no_reply (connections that got no

@@ -45,8 +45,8 @@ static void check_json_keys(const char *json)
 	static const char *const top[] = {
 	    "rps",    "requests", "elapsed_s",	  "latency_us",
 	    "errors", "resent",	  "client_cpu_s", "config"};
-	static const char *const lat[] = {"mean", "p50",  "p90",
-					  "p99",  "p999", "max"};
+	static const char *const lat[] = {"mean", "p50", "p90",	  "p99",
+					  "p999", "max", "stddev"};
 	static const char *const errs[] = {"connect", "read",	  "write",
 					   "timeout", "protocol", "wrong",
 					   "total"};

@@ -1,5 +1,6 @@
 /* test_hist - the HDR histogram against exactly computed percentiles. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -65,6 +66,10 @@ static void test_uniform(void)
 	}
 	T_CHECK(hist_count(h) == n);
 	T_CHECK(hist_mean(h) == 50000.5, "mean %f", hist_mean(h));
+	/* 1..n: variance (n^2 - 1) / 12; buckets hold it to 0.1%. */
+	T_CHECK(fabs(hist_stddev(h) / sqrt((n * (double)n - 1) / 12) - 1) <
+		    1e-3,
+		"stddev %f", hist_stddev(h));
 	check_against(h, v, n);
 	/* Below 2048 every value is exact. */
 	T_CHECK(hist_percentile(h, 1) == 1000);

@@ -5,11 +5,13 @@
  * option a model does not take is refused (exit 2, a message naming it),
  * whatever the order of the options, --workers past max_workers too, and
  * --ports with port 0 gets consecutive ports. Plus what fibd tells its
- * users: --help's endpoints and the "listening on" line's framing.
+ * users: --help's endpoints and the "listening on" line's framing. And
+ * the default --workers is the CPUs fibd may run on, not the machine's.
  *
  * Every model is covered, whatever $FIBD_MODELS says: the checks are
  * about the registry as a whole, and most only run fibd's command line.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +304,59 @@ static void case_listening_line(void)
 	}
 }
 
+/* The "listening on" lines left in f: one per shard with --ports. */
+static int count_listening(FILE *f)
+{
+	char line[512];
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, "listening on ") != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * Pinned to one CPU (taskset, a container's cpuset), a sharded model
+ * without --workers runs one shard, not one per online CPU: two loops on
+ * one CPU would each stall the other's clients.
+ */
+static void case_workers_follow_affinity(void)
+{
+	static const char *const ports[] = {"--ports", NULL};
+	cpu_set_t was, one;
+	struct tsrv s;
+	int cpu = -1, shards;
+	FILE *log;
+
+	T_CHECK(sched_getaffinity(0, sizeof(was), &was) == 0);
+	for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
+		if (CPU_ISSET(c, &was))
+			cpu = c;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	T_CHECK(cpu >= 0 && sched_setaffinity(0, sizeof(one), &one) == 0);
+	for (int i = 0; i < nmodels; i++) {
+		if (!models[i].takes_ports)
+			continue;
+		if (tsrv_start(&s, models[i].name, ports, 1)) {
+			T_CHECK(0, "%s --ports on one CPU did not start",
+				models[i].name);
+			continue;
+		}
+		expect_served(&s, 0, models[i].name);
+		/* Read once stopped, when every shard has said where it
+		 * listens; tsrv_stop() unlinks the log, so open it first. */
+		log = fopen(s.log_path, "r");
+		T_CHECK(tsrv_stop(&s, 30) == 0, "%s", models[i].name);
+		shards = count_listening(log);
+		T_CHECK(shards == 1, "%s on one CPU: %d shards, not 1",
+			models[i].name, shards);
+	}
+	sched_setaffinity(0, sizeof(was), &was);
+}
+
 int main(void)
 {
 	unsetenv("FIBD_MODELS"); /* the whole registry */
@@ -316,5 +371,6 @@ int main(void)
 	T_RUN(case_options_taken, 120);
 	T_RUN(case_help, 30);
 	T_RUN(case_listening_line, 60);
+	T_RUN(case_workers_follow_affinity, 60);
 	return t_done("test_registry");
 }
