@@ -48,7 +48,7 @@ export FIBD_BUILD="$B"
 # SAN=1: CPython's allocations at exit are not fibd's leaks (tests/lsan.supp).
 LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
-PER_MODEL="test_faults test_models test_limits test_talk test_http_models"
+PER_MODEL="test_faults test_faults_server test_models test_limits test_talk test_http_models"
 CPUS=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 JOBS=${FIBD_TEST_JOBS:-$((2 * CPUS))}
 # A job may get only CPUS/JOBS of a CPU: its deadlines stretch to match.

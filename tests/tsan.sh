@@ -1,11 +1,11 @@
 #!/bin/sh
 # The ThreadSanitizer run for CI: builds fibd and the threaded suites with
 # TSAN=1 (objects in build/tsan), then runs
-#   test_models and test_faults   against $FIBD_MODELS
-#                                 (default: thread,procpool,isolate,async,coro,
+#   test_models, test_faults and  against $FIBD_MODELS
+#   test_faults_server            (default: thread,procpool,isolate,async,coro,
 #                                 reactor,uring)
-#   test_procpool, test_async,    when their model is in the list
-#   test_shards                   (reactor or uring)
+#   test_procpool, test_isolate,  when their model is in the list
+#   test_async, test_shards       (reactor or uring)
 #   test_chan                     isolate's channel, threads on both ends
 #   test_metrics, test_http_models  the sharded counters, HTTP per model
 # Every process writes its TSan reports to files, so a report from a server
@@ -41,8 +41,9 @@ B=build/tsan
 MODELS=${1:-${FIBD_MODELS:-thread,procpool,isolate,async,coro,reactor,uring}}
 on() { case ",$MODELS," in *",$1,"*) return 0 ;; esac; return 1; }
 
-tests="test_models test_faults test_chan test_metrics test_http_models"
+tests="test_models test_faults test_faults_server test_chan test_metrics test_http_models"
 on procpool && tests="$tests test_procpool"
+on isolate && tests="$tests test_isolate"
 on async && tests="$tests test_async"
 { on reactor || on uring; } && tests="$tests test_shards"
 targets="$B/fibd"

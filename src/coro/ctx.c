@@ -56,8 +56,10 @@ void coro_ctx_switch(struct coro_ctx *from, struct coro_ctx *to)
 }
 
 /* Where coro__trampoline lands: the first instructions of a context. */
-static void ctx_main(struct coro_ctx *ctx)
+static void ctx_main(void *arg)
 {
+	struct coro_ctx *ctx = arg;
+
 	san_finish_switch(NULL);
 	ctx->fn(ctx->arg);
 	ctx->finished = true;
@@ -68,25 +70,13 @@ static void ctx_main(struct coro_ctx *ctx)
 int coro_ctx_make(struct coro_ctx *ctx, struct coro_ctx_stacks *s,
 		  void (*fn)(void *), void *arg, struct coro_ctx *ret)
 {
-	uintptr_t top;
-	uint64_t *sp;
-
 	*ctx = (struct coro_ctx){.fn = fn, .arg = arg, .ret = ret};
 	ctx->stack = coro__stack_get(&s->pool);
 	if (!ctx->stack)
 		return -ENOMEM;
 	ctx->stack_len = s->pool.len;
 	ctx->tsan_fiber = tsan_create();
-	/* The frame coro__switch pops (switch.S), as sched.c builds it. */
-	top = ((uintptr_t)ctx->stack + ctx->stack_len) & ~(uintptr_t)15;
-	sp = (uint64_t *)(top - 80);
-	sp[0] = 0x1f80 | (uint64_t)0x037f << 32; /* default mxcsr, fpu cw */
-	sp[1] = sp[2] = 0;			 /* r15, r14 */
-	sp[3] = (uintptr_t)ctx_main;		 /* r13: called */
-	sp[4] = (uintptr_t)ctx;			 /* r12: its argument */
-	sp[5] = sp[6] = 0;			 /* rbx; rbp ends frame chain */
-	sp[7] = (uintptr_t)coro__trampoline;	 /* at top-24: 8 mod 16 */
-	ctx->sp = sp;
+	ctx->sp = coro__first_frame(ctx->stack, ctx->stack_len, ctx_main, ctx);
 	return 0;
 }
 

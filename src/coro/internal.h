@@ -34,6 +34,26 @@ void coro__switch(void **save, void *sp);
 /* First "return address" of a fresh stack: calls r13(r12), never returns. */
 void coro__trampoline(void);
 
+/*
+ * Builds, at the top of a fresh stack[0..len), the frame coro__switch pops
+ * (see switch.S), so that the first switch to it calls entry(arg), which
+ * must never return. Returns the stack pointer to switch to.
+ */
+static inline void *coro__first_frame(void *stack, size_t len,
+				      void (*entry)(void *), void *arg)
+{
+	uintptr_t top = ((uintptr_t)stack + len) & ~(uintptr_t)15;
+	uint64_t *sp = (uint64_t *)(top - 80);
+
+	sp[0] = 0x1f80 | (uint64_t)0x037f << 32; /* default mxcsr, fpu cw */
+	sp[1] = sp[2] = 0;			 /* r15, r14 */
+	sp[3] = (uintptr_t)entry;		 /* r13: called */
+	sp[4] = (uintptr_t)arg;			 /* r12: its argument */
+	sp[5] = sp[6] = 0;			 /* rbx; rbp ends frame chain */
+	sp[7] = (uintptr_t)coro__trampoline;	 /* at top-24: 8 mod 16 */
+	return sp;
+}
+
 /* ---- parking slots ---------------------------------------------------- */
 
 /*

@@ -366,8 +366,10 @@ void coro_yield(void)
 }
 
 /* Where coro__trampoline lands: the first instructions of a coroutine. */
-static void coro_main(struct coro *co)
+static void coro_main(void *arg)
 {
+	struct coro *co = arg;
+
 	san_finish_switch(NULL);
 	co->fn(co->arg);
 	co->state = CORO_EXIT;
@@ -375,19 +377,10 @@ static void coro_main(struct coro *co)
 	__builtin_unreachable();
 }
 
-/* Builds the frame coro__switch pops (see switch.S) at the stack's top. */
+/* A new coroutine's first frame: the first switch to it runs coro_main. */
 void coro__frame_init(struct coro *co)
 {
-	uintptr_t top = ((uintptr_t)co->stack + co->stack_len) & ~(uintptr_t)15;
-	uint64_t *sp = (uint64_t *)(top - 80);
-
-	sp[0] = 0x1f80 | (uint64_t)0x037f << 32; /* default mxcsr, fpu cw */
-	sp[1] = sp[2] = 0;			 /* r15, r14 */
-	sp[3] = (uintptr_t)coro_main;		 /* r13: called */
-	sp[4] = (uintptr_t)co;			 /* r12: its argument */
-	sp[5] = sp[6] = 0;			 /* rbx; rbp ends frame chain */
-	sp[7] = (uintptr_t)coro__trampoline;	 /* at top-24: 8 mod 16 */
-	co->sp = sp;
+	co->sp = coro__first_frame(co->stack, co->stack_len, coro_main, co);
 }
 
 void *coro__worker_main(void *arg)

@@ -24,14 +24,33 @@ static const char *mode(const struct fl_config *cfg)
 	return cfg->rate > 0 ? "open loop" : "closed loop";
 }
 
+/* What both reports say of a latency histogram, in microseconds. */
+struct latency_us {
+	double mean, p50, p90, p99, p999, max;
+	double stddev; /* the JSON report's alone */
+};
+
+static struct latency_us latency_us(const struct hist *h)
+{
+	return (struct latency_us){
+	    .mean = hist_mean(h) / 1e3,
+	    .p50 = us(hist_percentile(h, 50)),
+	    .p90 = us(hist_percentile(h, 90)),
+	    .p99 = us(hist_percentile(h, 99)),
+	    .p999 = us(hist_percentile(h, 99.9)),
+	    .max = us(hist_max(h)),
+	    .stddev = hist_stddev(h) / 1e3,
+	};
+}
+
 static void text_latency(FILE *out, const char *title, const struct hist *h)
 {
+	struct latency_us l = latency_us(h);
+
 	fprintf(out,
 		"%s (us): mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  "
 		"p99.9 %.1f  max %.1f\n",
-		title, hist_mean(h) / 1e3, us(hist_percentile(h, 50)),
-		us(hist_percentile(h, 90)), us(hist_percentile(h, 99)),
-		us(hist_percentile(h, 99.9)), us(hist_max(h)));
+		title, l.mean, l.p50, l.p90, l.p99, l.p999, l.max);
 }
 
 /* Writes s[0..len) with C escapes for what is not printable. */
@@ -196,13 +215,12 @@ static void json_string(FILE *out, const char *s, size_t len)
 
 static void json_latency(FILE *out, const char *key, const struct hist *h)
 {
+	struct latency_us l = latency_us(h);
+
 	fprintf(out,
 		"\"%s\":{\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
 		"\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"stddev\":%.1f}",
-		key, hist_mean(h) / 1e3, us(hist_percentile(h, 50)),
-		us(hist_percentile(h, 90)), us(hist_percentile(h, 99)),
-		us(hist_percentile(h, 99.9)), us(hist_max(h)),
-		hist_stddev(h) / 1e3);
+		key, l.mean, l.p50, l.p90, l.p99, l.p999, l.max, l.stddev);
 }
 
 /* "asked": the description of the requests, as a string. */

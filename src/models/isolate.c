@@ -25,13 +25,16 @@
  * no more at once than thread does: the talk's 350 -> 350.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "../core/chan.h"
+#include "../core/evaccept.h"
 #include "../core/log.h"
 #include "../core/pyengine.h"
 #include "../core/serve.h"
+#include "../core/stop.h"
 #include "thread.h"
 #include "model.h"
 
@@ -160,18 +163,31 @@ static void isolate_stop(struct isolate *iso)
 	buf_free(&iso->in);
 }
 
+/*
+ * No worker for this connection: it is turned away busy, as a server over
+ * --max-conns turns one away (server_reject_busy()), in its own protocol:
+ * its first bytes, waited for briefly, tell an HTTP client (a 503 with
+ * Retry-After) from a fib/1 one ("ERR server busy"). The caller closes fd.
+ */
+static void isolate_turn_away(int fd, const struct server_cfg *cfg)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	while (poll(&p, 1, EVACCEPT_BUSY_WAIT_MS) < 0 && errno == EINTR &&
+	       !stop_requested())
+		;
+	evaccept_tell_busy(fd, cfg);
+}
+
 /* A connection thread: a worker of its own, then the shared loop. */
 static void isolate_serve(int fd, const struct server_cfg *cfg, void *ctx)
 {
 	struct isolate iso;
 	struct serve_hook hook = {.compute = isolate_compute, .ctx = &iso};
-	struct reply r;
 
 	(void)ctx;
 	if (isolate_start(&iso, cfg) < 0) {
-		proto_error_reply(&cfg->limits, PROTO_BUSY, &r);
-		net_write_all(fd, r.text, r.len);
-		reply_release(&r);
+		isolate_turn_away(fd, cfg);
 		return;
 	}
 	serve_blocking(fd, cfg, &hook);

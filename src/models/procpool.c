@@ -13,20 +13,8 @@
  *	thread:  read line -> parse -> apply(n) -> write reply -> ...
  *	apply:   take an idle worker -> send n -> read its reply -> give it back
  *	worker:  read n -> fib -> write reply -> ... until its socket closes
- *	         (procpool_worker.c, a process of its own)
+ *	         (procpool_worker.c: our own binary exec'd, and why)
  *	keeper:  watch the workers' pidfds -> reap the dead -> spawn anew
- *
- * Frames are in host byte order: both ends are the same binary.
- *
- * Workers start from a clean image: each is our own binary exec'd as
- * "fibd --child procpool ALGO MAX_N ENGINE" with its socket on fd 3, so
- * spawning one from the threaded server (posix_spawn, a vfork and an exec)
- * never runs malloc in a copy of a threaded process. The binary is a
- * descriptor opened on /proc/self/exe at start and exec'd as
- * /proc/self/fd/N: a worker respawned after the file was replaced (an
- * upgrade) still runs the server's own image, and valgrind, whose
- * /proc/self/exe is itself, can follow it (it hands out the client's
- * binary for that open).
  *
  * A worker that dies (kill -9) costs the request it was computing an
  * "ERR internal error"; the keeper thread, which sees every exit through a
@@ -40,19 +28,13 @@
  * wake-ups on top of the client's; the compute parallelism is capped at N.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/pidfd.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../core/log.h"
@@ -62,10 +44,6 @@
 #include "thread.h"
 
 #define PROCPOOL_RESPAWN_DELAY_MS 100 /* between failed spawns */
-
-extern char **environ;
-
-/* The pool, as the server sees it. */
 
 /* A worker slot's life; the keeper alone turns DEAD back into IDLE. */
 enum worker_state {
@@ -77,9 +55,7 @@ enum worker_state {
 struct pool_worker {
 	enum worker_state state;
 	bool exited; /* the keeper saw the process exit while it was BUSY */
-	pid_t pid;   /* 0: no process to reap */
-	int fd;	     /* our end of its socketpair; -1: none */
-	int pidfd;   /* readable once the process has exited; -1: none */
+	struct procpool_proc proc;
 };
 
 struct pool {
@@ -91,73 +67,9 @@ struct pool {
 	struct pool_worker *workers;
 	struct pollfd *pfds; /* the keeper's: wake_fd, then each pidfd */
 	unsigned nworkers;
-	struct proto_limits lim; /* passed on to every worker */
-	int exe_fd;		 /* our binary, open; -1: use exe_path as is */
-	char exe_path[32];	 /* what workers exec: /proc/self/fd/N */
+	struct procpool_image image; /* what workers are exec'd as */
 	pthread_t keeper;
 };
-
-/* Starts one worker process into w. Returns 0 or -errno. */
-static int pool_spawn(struct pool *p, struct pool_worker *w)
-{
-	char max_n[24];
-	char *argv[] = {"fibd",	    MODEL_CHILD_ARG,
-			"procpool", (char *)fib_algo_name(p->lim.algo),
-			max_n,	    (char *)fib_engine_name(p->lim.engine),
-			NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none;
-	int sv[2], err;
-
-	snprintf(max_n, sizeof(max_n), "%llu",
-		 (unsigned long long)p->lim.max_n);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	sigemptyset(&none);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], PROCPOOL_FD);
-	err = posix_spawn(&w->pid, p->exe_path, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(sv[1]);
-	if (err) {
-		close(sv[0]);
-		w->pid = 0;
-		return -err;
-	}
-	w->fd = sv[0];
-	w->pidfd =
-	    pidfd_open(w->pid, 0); /* -1 on old kernels: EOF still works */
-	w->exited = false;
-	return 0;
-}
-
-/*
- * Closes our ends, sends sig (unless 0) and waits for the process, so no
- * zombie is left. Returns the wait status, or -1 when there was no process.
- */
-static int pool_reap(struct pool_worker *w, int sig)
-{
-	int status = -1;
-
-	if (w->fd >= 0)
-		close(w->fd);
-	if (w->pidfd >= 0)
-		close(w->pidfd);
-	w->fd = w->pidfd = -1;
-	if (w->pid <= 0)
-		return -1;
-	if (sig)
-		kill(w->pid, sig);
-	while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-		;
-	w->pid = 0;
-	return status;
-}
 
 /* Makes w IDLE and tells a connection thread waiting for one. Lock held. */
 static void pool_make_idle(struct pool *p, struct pool_worker *w)
@@ -167,36 +79,35 @@ static void pool_make_idle(struct pool *p, struct pool_worker *w)
 	pthread_cond_signal(&p->idle_cv);
 }
 
-/* Makes w DEAD and wakes the keeper to replace it. Lock held. */
-static void pool_make_dead(struct pool *p, struct pool_worker *w)
+/* Wakes the keeper from its poll(). */
+static void pool_wake_keeper(struct pool *p)
 {
 	uint64_t one = 1;
 
-	w->state = WORKER_DEAD;
 	if (write(p->wake_fd, &one, sizeof(one)) < 0) {
 		/* The counter is non-zero already: the keeper wakes anyway. */
 	}
 }
 
+/* Makes w DEAD and wakes the keeper to replace it. Lock held. */
+static void pool_make_dead(struct pool *p, struct pool_worker *w)
+{
+	w->state = WORKER_DEAD;
+	pool_wake_keeper(p);
+}
+
 /* Reaps and respawns the DEAD slot w. Lock held, dropped meanwhile. */
 static void pool_replace(struct pool *p, struct pool_worker *w)
 {
-	pid_t pid = w->pid;
-	int status, err;
+	int err;
 
 	pthread_mutex_unlock(&p->lock);
-	status = pool_reap(w, SIGKILL);
-	if (pid > 0 && WIFSIGNALED(status))
-		log_msg("procpool: worker %d died by signal %d; respawning",
-			(int)pid, WTERMSIG(status));
-	else if (pid > 0)
-		log_msg("procpool: worker %d failed; respawning", (int)pid);
-	err = pool_spawn(p, w);
-	if (err)
-		log_err(err, "procpool: cannot respawn a worker");
+	err = procpool_respawn(&p->image, &w->proc);
 	pthread_mutex_lock(&p->lock);
-	if (!err)
+	if (!err) {
+		w->exited = false;
 		pool_make_idle(p, w);
+	}
 }
 
 /*
@@ -213,7 +124,8 @@ static void pool_watch(struct pool *p, int timeout_ms)
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		w = &p->workers[i];
 		p->pfds[i + 1] = (struct pollfd){
-		    .fd = w->state == WORKER_DEAD || w->exited ? -1 : w->pidfd,
+		    .fd = w->state == WORKER_DEAD || w->exited ? -1
+							       : w->proc.pidfd,
 		    .events = POLLIN};
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -241,14 +153,12 @@ static void pool_keeper_close(struct pool *p)
 
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		w = &p->workers[i];
-		if (w->state == WORKER_IDLE && w->fd >= 0) {
-			close(w->fd); /* EOF: the worker exits */
-			w->fd = -1;
-		}
+		if (w->state == WORKER_IDLE)
+			procpool_hang_up(&w->proc);
 	}
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		w = &p->workers[i];
-		pool_reap(w, w->state == WORKER_DEAD ? SIGKILL : 0);
+		procpool_reap(&w->proc, w->state == WORKER_DEAD ? SIGKILL : 0);
 	}
 }
 
@@ -316,36 +226,6 @@ static void pool_checkin(struct pool *p, struct pool_worker *w, bool broken)
 }
 
 /*
- * Reads one reply frame into r; a small one usually in one read. Returns 0,
- * or -errno when the worker is gone (-EPIPE) or broken.
- */
-static int pool_recv(int fd, const struct proto_limits *lim, struct reply *r)
-{
-	char head[sizeof(uint32_t) + REPLY_INLINE_CAP];
-	size_t max = fib_digits_bound(lim->max_n) + 128, have;
-	ssize_t got = procpool_read(fd, head, sizeof(uint32_t), sizeof(head));
-	uint32_t len;
-
-	if (got < 0)
-		return (int)got;
-	memcpy(&len, head, sizeof(len));
-	have = (size_t)got - sizeof(len);
-	if (len == 0 || len > max || have > len)
-		return -EPROTO;
-	r->text = len <= sizeof(r->inline_buf) ? r->inline_buf : malloc(len);
-	if (!r->text)
-		return -ENOMEM;
-	r->len = len;
-	memcpy(r->text, head + sizeof(len), have);
-	got = have < len
-		  ? procpool_read(fd, r->text + have, len - have, len - have)
-		  : 0;
-	if (got < 0)
-		reply_release(r);
-	return got < 0 ? (int)got : 0;
-}
-
-/*
  * The talk's blocking apply(): fib(n) computed by some worker. A send that
  * fails reached no process, so it is retried on another worker; a worker
  * that dies with the request costs this one request an error line.
@@ -360,9 +240,9 @@ static void pool_apply(void *ctx, const struct proto_limits *lim, uint64_t n,
 
 	for (unsigned try = 0; try <= p->nworkers && err == -EPIPE; try++) {
 		w = last = pool_checkout(p, last);
-		err = net_write_all(w->fd, &n, sizeof(n));
+		err = net_write_all(w->proc.fd, &n, sizeof(n));
 		if (!err) {
-			err = pool_recv(w->fd, lim, r);
+			err = procpool_recv_reply(w->proc.fd, lim, r);
 			pool_checkin(p, w, err != 0);
 			break;
 		}
@@ -374,8 +254,7 @@ static void pool_apply(void *ctx, const struct proto_limits *lim, uint64_t n,
 
 static void pool_free(struct pool *p)
 {
-	if (p->exe_fd >= 0)
-		close(p->exe_fd);
+	procpool_image_close(&p->image);
 	close(p->wake_fd);
 	free(p->pfds);
 	free(p->workers);
@@ -391,14 +270,8 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle_cv, NULL);
-	p->lim = cfg->limits;
 	p->nworkers = server_workers(cfg);
-	p->exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-	if (p->exe_fd >= 0)
-		snprintf(p->exe_path, sizeof(p->exe_path), "/proc/self/fd/%d",
-			 p->exe_fd);
-	else
-		strcpy(p->exe_path, "/proc/self/exe");
+	procpool_image_open(&p->image, &cfg->limits);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->workers = calloc(p->nworkers, sizeof(*p->workers));
 	p->pfds = calloc(p->nworkers + 1, sizeof(*p->pfds));
@@ -406,10 +279,10 @@ static int pool_start(struct pool *p, const struct server_cfg *cfg)
 		goto out_free;
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		p->workers[i].state = WORKER_DEAD; /* until it is spawned */
-		p->workers[i].fd = p->workers[i].pidfd = -1;
+		p->workers[i].proc.fd = p->workers[i].proc.pidfd = -1;
 	}
 	for (unsigned i = 0; i < p->nworkers; i++) {
-		err = pool_spawn(p, &p->workers[i]);
+		err = procpool_spawn(&p->image, &p->workers[i].proc);
 		if (err)
 			goto out_reap;
 		pool_make_idle(p, &p->workers[i]);
@@ -429,14 +302,10 @@ out_free:
 /* Every connection is done: the keeper closes the workers and leaves. */
 static void pool_stop(struct pool *p)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&p->lock);
 	p->closing = true;
 	pthread_mutex_unlock(&p->lock);
-	if (write(p->wake_fd, &one, sizeof(one)) < 0) {
-		/* Already non-zero: the keeper wakes anyway. */
-	}
+	pool_wake_keeper(p);
 	pthread_join(p->keeper, NULL);
 	pool_free(p);
 }

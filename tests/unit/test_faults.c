@@ -1,10 +1,8 @@
 /*
- * Fault injection, run against every model in the registry: crowds,
- * clients that vanish or misbehave, garbage, a stop under load, and a
- * child process killed. After each fault a fresh client must still get
- * correct answers, and the server must exit 0 on SIGTERM.
+ * Fault injection on the clients' side, run against every model in the
+ * registry: crowds, clients that vanish, stall or misbehave, garbage, and
+ * an HTTP slowloris. test_faults_server.c has the server's own faults.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,12 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/tfaults.h"
 #include "../lib/tsrv.h"
 #include "../t.h"
 
-#define MAX_MODELS 32
-
-static struct tsrv_model models[MAX_MODELS];
 static const struct tsrv_model *cur;
 static char buf[1 << 20];
 
@@ -34,20 +30,6 @@ static int net_write_junk(int fd, const char *p, size_t len)
 static int is_parallel(void)
 {
 	return strcmp(cur->concurrency, "parallel") == 0;
-}
-
-/* A fresh client gets right answers, then the server stops cleanly. */
-static void still_serves_then_stops(struct tsrv *s)
-{
-	int fd = tsrv_connect(s, 0);
-
-	T_CHECK(fd >= 0, "%s: cannot connect after the fault", cur->name);
-	T_CHECK(t_ask(fd, "20\n", buf, sizeof(buf)) &&
-		    strcmp(buf, "6765\n") == 0,
-		"%s: wrong answer after the fault: '%s'", cur->name, buf);
-	close(fd);
-	T_CHECK(tsrv_stop(s, 30) == 0, "%s: bad exit after the fault",
-		cur->name);
 }
 
 static void case_thousand_clients(void)
@@ -81,7 +63,7 @@ static void case_thousand_clients(void)
 	}
 	T_CHECK(ok == N, "%s: %d of %d clients answered right", cur->name, ok,
 		N);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /* Whether a model answers every client while all the others stay open. */
@@ -157,7 +139,7 @@ static void case_three_thousand_open(void)
 	for (int i = 0; i < nopen; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 static void case_reset_mid_reply(void)
@@ -176,7 +158,7 @@ static void case_reset_mid_reply(void)
 		T_CHECK(read(fd, buf, 1000) > 0);
 		t_reset(fd);
 	}
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 static void case_half_close_pipeline(void)
@@ -198,7 +180,7 @@ static void case_half_close_pipeline(void)
 		cur->name, lines);
 	T_CHECK(t_wait_eof(fd));
 	close(fd);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /* Fills fd's and the server's buffers with "1\n" requests, never reading. */
@@ -244,7 +226,7 @@ static void case_never_reads(void)
 		"%s: another client starved by a non-reader", cur->name);
 	close(other);
 	close(stuck);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 static void case_garbage(void)
@@ -271,7 +253,7 @@ static void case_garbage(void)
 		    strcmp(buf, "ERR line too long (max 1024 bytes)\n") == 0,
 		"%s: got '%.60s'", cur->name, buf);
 	close(fd);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /*
@@ -305,7 +287,7 @@ static void case_reset_while_computing(void)
 				t_reset(fds[i]);
 	}
 	T_CHECK(ok, "%s: no answer in round %d", cur->name, round - 1);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /* One churning client process: returns how many replies were wrong. */
@@ -388,7 +370,7 @@ static void case_churn(void)
 	}
 	T_CHECK(wrong == 0, "%s: %d of %d churning clients got wrong replies",
 		cur->name, wrong, CLIENTS);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /* Resets fd once it has a first reply, with most of the replies unread. */
@@ -476,7 +458,7 @@ static void case_gauntlet(void)
 	close(binary);
 	close(midline);
 	close(pipeliner);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /*
@@ -516,158 +498,7 @@ static void case_serial_idle_client(void)
 		    strcmp(buf, "8\n") == 0,
 		"%s: the waiting client got '%s'", cur->name, buf);
 	close(b);
-	still_serves_then_stops(&s);
-}
-
-/* Requests fully sent before SIGTERM are all answered; exit 0. */
-static void case_stop_under_load(void)
-{
-	enum {
-		N = 100
-	};
-	static int fds[N];
-	int conns = is_parallel() ? N : 1, per = N / conns, ok = 0;
-	struct tsrv s;
-
-	if (tsrv_start(&s, cur->name, NULL, 1))
-		return;
-	for (int i = 0; i < conns; i++) {
-		fds[i] = tsrv_connect(&s, 0);
-		T_CHECK(t_ask(fds[i], "1\n", buf, sizeof(buf)));
-	}
-	for (int i = 0; i < conns; i++)
-		for (int k = 0; k < per; k++)
-			t_send(fds[i], "24\n");
-	T_CHECK(tsrv_stop(&s, 60) == 0, "%s: bad exit under load", cur->name);
-	/* Count the right answers: a lost or a wrong one both fail. */
-	for (int i = 0; i < conns; i++) {
-		int lines = t_read_lines(fds[i], buf, sizeof(buf), per);
-		close(fds[i]);
-		for (char *p = buf; lines-- > 0 && *p; p = strchr(p, '\n') + 1)
-			ok += strncmp(p, "46368\n", 6) == 0;
-	}
-	T_CHECK(ok == N, "%s: %d of %d in-flight requests answered right",
-		cur->name, ok, N);
-}
-
-/*
- * Waits up to secs for s to exit after a signal the test sent. Returns its
- * exit status, or -1 when it died by a signal or had to be killed.
- */
-static int wait_exit(struct tsrv *s, unsigned secs)
-{
-	int status = 0;
-
-	for (unsigned ms = 0; ms < secs * 1000; ms += 5) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			unlink(s->log_path);
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		}
-		poll(NULL, 0, 5);
-	}
-	tsrv_stop(s, 5);
-	return -1;
-}
-
-/*
- * 50 clients each send "32\n" and the stop comes 20 ms later, while most
- * of them still sit in the listener's accept queue (a serial model has
- * taken one; a threaded one may not have reached them all). Everything
- * sent before a stop is answered: the queued connections are taken and
- * served before the listener closes (closing it would reset them).
- */
-static void stop_with_queued(int sig)
-{
-	enum {
-		N = 50
-	};
-	static int fds[N];
-	int ok = 0, status;
-	struct tsrv s;
-
-	if (tsrv_start(&s, cur->name, NULL, 1))
-		return;
-	for (int i = 0; i < N; i++) {
-		fds[i] = tsrv_connect(&s, 0);
-		T_CHECK(fds[i] >= 0 && t_send(fds[i], "32\n") == 0);
-	}
-	poll(NULL, 0, 20);
-	kill(s.pid, sig);
-	status = wait_exit(&s, 120);
-	for (int i = 0; i < N; i++) {
-		ok += fds[i] >= 0 &&
-		      t_read_lines(fds[i], buf, sizeof(buf), 1) == 1 &&
-		      strcmp(buf, "2178309\n") == 0;
-		if (fds[i] >= 0)
-			close(fds[i]);
-	}
-	T_CHECK(ok == N, "%s: %d of %d queued requests answered after %s",
-		cur->name, ok, N, strsignal(sig));
-	T_CHECK(status == 0, "%s: exit %d after %s", cur->name, status,
-		strsignal(sig));
-}
-
-static void case_stop_with_queued(void)
-{
-	stop_with_queued(SIGTERM);
-}
-
-/* SIGHUP stops as SIGTERM does. */
-static void case_sighup_with_queued(void)
-{
-	stop_with_queued(SIGHUP);
-}
-
-/*
- * --drain: after SIGTERM the server keeps its listener and serves new
- * clients for the drain's length (3 s; the client comes 300 ms in), then
- * exits 0 on its own.
- */
-static void case_drain(void)
-{
-	static const char *const args[] = {"--drain", "3", NULL};
-	struct tsrv s;
-	int fd;
-
-	if (tsrv_start(&s, cur->name, args, 1))
-		return;
-	kill(s.pid, SIGTERM);
-	poll(NULL, 0, 300);
-	fd = tsrv_connect(&s, 0);
-	T_CHECK(fd >= 0 && t_ask(fd, "20\n", buf, sizeof(buf)) &&
-		    strcmp(buf, "6765\n") == 0,
-		"%s: a new client during the drain got '%s'", cur->name,
-		fd >= 0 ? buf : "no connection");
-	if (fd >= 0)
-		close(fd);
-	T_CHECK(wait_exit(&s, 60) == 0, "%s: bad exit after the drain",
-		cur->name);
-}
-
-/*
- * A second signal during the drain stops at once: a drain of 600 s ends
- * well within the 60 s this waits.
- */
-static void case_drain_cut_short(void)
-{
-	static const char *const args[] = {"--drain", "600", NULL};
-	struct tsrv s;
-	int fd;
-
-	if (tsrv_start(&s, cur->name, args, 1))
-		return;
-	kill(s.pid, SIGTERM);
-	poll(NULL, 0, 200);
-	fd = tsrv_connect(&s, 0);
-	T_CHECK(fd >= 0 && t_ask(fd, "10\n", buf, sizeof(buf)) &&
-		    strcmp(buf, "55\n") == 0,
-		"%s: a client during the drain got '%s'", cur->name, buf);
-	if (fd >= 0)
-		close(fd);
-	kill(s.pid, SIGTERM);
-	T_CHECK(wait_exit(&s, 60) == 0,
-		"%s: a second SIGTERM did not end the drain", cur->name);
+	tfaults_serves_then_stops(cur, &s);
 }
 
 /* Reads from fd until buf holds needle, EOF, or the receive timeout. */
@@ -758,100 +589,25 @@ static void case_http_slowloris(void)
 	waitpid(pid, &status, 0);
 	T_CHECK(timed_out == n, "%s: %d of %d slowloris clients got 408",
 		cur->name, timed_out, n);
-	still_serves_then_stops(&s);
+	tfaults_serves_then_stops(cur, &s);
 }
 
-/* The pids of s's child processes (procpool workers, many's children). */
-static int children_of(pid_t pid, pid_t *out, int max)
-{
-	char path[300], list[4096];
-	int n = 0;
-	struct dirent *e;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	while (d && (e = readdir(d))) {
-		FILE *f;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/children",
-			 (int)pid, e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		for (char *tok = fgets(list, sizeof(list), f)
-				     ? strtok(list, " ")
-				     : NULL;
-		     tok && n < max; tok = strtok(NULL, " \n"))
-			out[n++] = atoi(tok);
-		fclose(f);
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
-static void case_child_killed(void)
-{
-	pid_t kids[64];
-	struct tsrv s;
-	int n;
-
-	if (tsrv_start(&s, cur->name, NULL, 1))
-		return;
-	n = children_of(s.pid, kids, 64);
-	if (n == 0) { /* a one-process model: nothing to kill */
-		still_serves_then_stops(&s);
-		return;
-	}
-	kill(kids[0], SIGKILL);
-	poll(NULL, 0, 300);
-	for (int i = 0; i < 10; i++) {
-		int fd = tsrv_connect(&s, 0);
-		T_CHECK(t_ask(fd, "21\n", buf, sizeof(buf)) &&
-			    strcmp(buf, "10946\n") == 0,
-			"%s: client %d after a child died: '%s'", cur->name, i,
-			buf);
-		close(fd);
-	}
-	still_serves_then_stops(&s);
-}
-
-/* $FIBD_FAULTS, when set, runs only the cases whose name contains it. */
-#define FAULT_CASE(fn, secs)                                                   \
-	do {                                                                   \
-		const char *only = getenv("FIBD_FAULTS");                      \
-		if (!only || strstr(#fn, only))                                \
-			TSRV_CASE(cur, fn, secs);                              \
-	} while (0)
+static const struct tfaults_case cases[] = {
+    TFAULTS_CASE(case_thousand_clients, 120),
+    TFAULTS_CASE(case_three_thousand_open, 120),
+    TFAULTS_CASE(case_reset_mid_reply, 60),
+    TFAULTS_CASE(case_half_close_pipeline, 60),
+    TFAULTS_CASE(case_reset_while_computing, 60),
+    TFAULTS_CASE(case_churn, 90),
+    TFAULTS_CASE(case_never_reads, 60),
+    TFAULTS_CASE(case_garbage, 60),
+    TFAULTS_CASE(case_gauntlet, 100),
+    TFAULTS_CASE(case_serial_idle_client, 60),
+    TFAULTS_CASE(case_http_slowloris, 120),
+};
 
 int main(void)
 {
-	int n = tsrv_list_models(models, MAX_MODELS);
-
-	signal(SIGPIPE, SIG_IGN);
-	T_CHECK(n > 0, "no models listed");
-	for (int i = 0; i < n; i++) {
-		cur = &models[i];
-		fprintf(stderr, "model %s (%s)\n", cur->name, cur->concurrency);
-		FAULT_CASE(case_thousand_clients, 120);
-		FAULT_CASE(case_three_thousand_open, 120);
-		FAULT_CASE(case_reset_mid_reply, 60);
-		FAULT_CASE(case_half_close_pipeline, 60);
-		FAULT_CASE(case_reset_while_computing, 60);
-		FAULT_CASE(case_churn, 90);
-		FAULT_CASE(case_never_reads, 60);
-		FAULT_CASE(case_garbage, 60);
-		FAULT_CASE(case_gauntlet, 100);
-		FAULT_CASE(case_serial_idle_client, 60);
-		FAULT_CASE(case_stop_under_load, 90);
-		FAULT_CASE(case_child_killed, 60);
-		FAULT_CASE(case_stop_with_queued, 150);
-		FAULT_CASE(case_sighup_with_queued, 150);
-		FAULT_CASE(case_drain, 60);
-		FAULT_CASE(case_drain_cut_short, 60);
-		FAULT_CASE(case_http_slowloris, 120);
-	}
-	return t_done("test_faults");
+	return tfaults_main("test_faults", &cur, cases,
+			    sizeof(cases) / sizeof(cases[0]));
 }
