@@ -124,23 +124,12 @@ static struct evconn_slot *evconn_slot_new(struct evconn *c)
 /* How a fib/1 line is framed: status 0, as it is. */
 static const struct http_resp evconn_line_resp;
 
-/*
- * Queues a reply that exists now, in order: straight into the output when
- * nothing is ahead of it, else into a ready slot behind the requests still
- * computing. Takes r over.
- */
-static void evconn_put(struct evconn *c, const struct http_resp *http,
-		       struct reply *r)
+/* A reply that exists now, behind requests still computing: a ready slot. */
+static void evconn_put_behind(struct evconn *c, const struct http_resp *http,
+			      struct reply *r)
 {
-	struct evconn_slot *s;
+	struct evconn_slot *s = evconn_slot_new(c);
 
-	if (!c->head) {
-		if (evconn_emit(c, http, r))
-			c->state = EVCONN_DONE;
-		reply_release(r);
-		return;
-	}
-	s = evconn_slot_new(c);
 	if (!s) {
 		reply_release(r);
 		c->state = EVCONN_DONE;
@@ -152,6 +141,23 @@ static void evconn_put(struct evconn *c, const struct http_resp *http,
 		s->r.text = s->r.inline_buf; /* it points into its own struct */
 	s->ready = true;
 	c->held += s->r.len;
+}
+
+/*
+ * Queues a reply that exists now, in order: straight into the output when
+ * nothing is ahead of it, else into a ready slot behind the requests still
+ * computing. Takes r over.
+ */
+static inline void evconn_put(struct evconn *c, const struct http_resp *http,
+			      struct reply *r)
+{
+	if (c->head) {
+		evconn_put_behind(c, http, r);
+		return;
+	}
+	if (evconn_emit(c, http, r))
+		c->state = EVCONN_DONE;
+	reply_release(r);
 }
 
 /* Is this request cheap enough to answer on the loop, right now? */
@@ -365,26 +371,12 @@ static void evconn_pack(struct evconn *c)
 	}
 }
 
-size_t evconn_read_size(const struct evconn *c)
-{
-	/* In read framing the read is the request; HTTP frames itself. */
-	return c->mode == EVCONN_HTTP
-		   ? EVCONN_READ_CHUNK
-		   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
-}
-
-char *evconn_read_room(struct evconn *c)
-{
-	if (buf_reserve(&c->in, evconn_read_size(c)))
-		return NULL;
-	return c->in.data + c->in.len;
-}
-
 bool evconn_take_more(struct evconn *c)
 {
 	bool capped = evconn_parse(c);
 
-	evconn_pack(c);
+	if (c->head)
+		evconn_pack(c);
 	/* Counted before the client can see a reply and scrape. */
 	metrics_batch_flush(&c->cfg->mb);
 	return capped;

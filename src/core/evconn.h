@@ -223,8 +223,21 @@ void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg);
  * alone, counts the connection closed and makes it CLOSED (slots still in
  * the pool are freed when they come back).
  */
-size_t evconn_read_size(const struct evconn *c);
-char *evconn_read_room(struct evconn *c);
+static inline size_t evconn_read_size(const struct evconn *c)
+{
+	/* In read framing the read is the request; HTTP frames itself. */
+	return c->mode == EVCONN_HTTP
+		   ? EVCONN_READ_CHUNK
+		   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
+}
+
+static inline char *evconn_read_room(struct evconn *c)
+{
+	if (buf_reserve(&c->in, evconn_read_size(c)))
+		return NULL;
+	return c->in.data + c->in.len;
+}
+
 bool evconn_can_take(const struct evconn *c);
 bool evconn_take(struct evconn *c);
 bool evconn_take_more(struct evconn *c);

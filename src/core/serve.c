@@ -51,7 +51,9 @@ static int serve_answer(struct serve_conn *c, bool eof)
 {
 	int err = 0;
 
-	c->ecfg.stopping = stop_requested();
+	/* What a stop changes: HTTP's healthz, and the EOF rule. */
+	if (eof || c->ev.mode != EVCONN_LINE)
+		c->ecfg.stopping = stop_requested();
 	while (evconn_take(&c->ev) && !(err = serve_flush(c)))
 		; /* a cap stopped it: written, take the rest */
 	if (!err && eof)
