@@ -1,8 +1,6 @@
 #include "evconn.h"
 
-#include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 		     struct tpool *pool, unsigned workers)

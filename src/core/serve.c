@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -49,20 +48,22 @@ static int serve_flush(struct serve_conn *c)
  */
 static int serve_answer(struct serve_conn *c, bool eof)
 {
-	int err = 0;
+	int err;
 
 	/* What a stop changes: HTTP's healthz, and the EOF rule. */
 	if (eof || c->ev.mode != EVCONN_LINE)
 		c->ecfg.stopping = stop_requested();
-	while (evconn_take(&c->ev) && !(err = serve_flush(c)))
-		; /* a cap stopped it: written, take the rest */
-	if (!err && eof)
-		evconn_eof(&c->ev);
-	if (!err && c->ev.state == EVCONN_DONE)
-		err = -ENOMEM;
-	if (!err && buf_used(&c->ev.out))
+	while (evconn_take(&c->ev)) {
+		/* A cap stopped the core: write, then take the rest. */
 		err = serve_flush(c);
-	return err;
+		if (err)
+			return err;
+	}
+	if (eof)
+		evconn_eof(&c->ev);
+	if (c->ev.state == EVCONN_DONE)
+		return -ENOMEM; /* the core could not queue a reply */
+	return buf_used(&c->ev.out) ? serve_flush(c) : 0;
 }
 
 /*
