@@ -41,7 +41,7 @@
  *
  * The clocks are the driver's, with the core's help: evconn_partial() says
  * a request has begun and not arrived whole (the --header-timeout clock
- * runs, evconn_header_ms() long); when it runs out, evconn_timeout() queues
+ * runs); when it runs out, evconn_timeout() queues
  * the one "request timed out" answer. A serial server that sheds a client
  * mid-request gives it the one "busy" answer (evconn_shed()).
  *
@@ -108,21 +108,27 @@
 typedef void evconn_compute_fn(void *ctx, const struct proto_limits *lim,
 			       uint64_t n, struct reply *r);
 
-/* What every connection of one loop shares; the loop owns it. */
+/*
+ * What the connections of one driver share: one loop's, or one blocking
+ * connection's own. The driver owns it. Set compute or pool, or neither.
+ */
 struct evconn_cfg {
 	const struct proto_limits *lim;
-	evconn_compute_fn *compute; /* NULL: inline, or in the pool */
+	evconn_compute_fn *compute; /* every fib; NULL: inline or the pool */
 	void *compute_ctx;
 	struct tpool *pool;	/* NULL: compute everything inline */
 	struct tpool_cq *cq;	/* where its jobs come back; NULL: the pool's */
 	uint64_t inline_max_n;	/* n above this go to the pool */
 	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
 	unsigned jobs_max;	/* pool jobs in flight per connection */
-	bool stopping;		/* a stop began: drop a final partial line */
-	struct metrics_batch mb; /* the loop's current batch of requests */
+	bool stopping;		/* a stop began: healthz, evconn_eof() see it */
+	struct metrics_batch mb; /* the current batch of requests */
 };
 
-/* Fills in inline_max_n for lim's algorithm and jobs_max from workers. */
+/*
+ * Fills in inline_max_n for lim's algorithm and jobs_max from workers; no
+ * compute callback, not stopping, an empty batch.
+ */
 void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 		     struct tpool *pool, unsigned workers);
 

@@ -19,7 +19,7 @@ struct serve_conn {
 	struct evconn_cfg ecfg; /* the core's config, this connection's own */
 	const struct server_cfg *cfg;
 	const struct serve_io *io;
-	unsigned header_ms; /* the header clock's timeout; 0: none */
+	unsigned header_ms; /* how long a request may take to arrive */
 	uint64_t since; /* serve_now_ms() at the unfinished request's start */
 };
 
@@ -110,6 +110,17 @@ static void serve_note_unfinished(struct serve_conn *c)
 	c->since = since;
 	if (c->io->unfinished)
 		c->io->unfinished(c->io->ctx, since);
+}
+
+/*
+ * How long a request may take to arrive: --header-timeout, or the idle
+ * timeout's. Silence is the idle clock's: a request that trickles in is
+ * not silent, and the reads in between still time out at --idle-timeout.
+ */
+static unsigned serve_request_ms(const struct server_cfg *cfg)
+{
+	return cfg->header_timeout_ms ? cfg->header_timeout_ms
+				      : cfg->idle_timeout_ms;
 }
 
 /*
@@ -225,8 +236,7 @@ int serve_conn(int fd, const struct server_cfg *cfg,
 	struct serve_conn c = {
 	    .cfg = cfg,
 	    .io = io,
-	    .header_ms =
-		evconn_header_ms(cfg->header_timeout_ms, cfg->idle_timeout_ms),
+	    .header_ms = serve_request_ms(cfg),
 	};
 	int err;
 

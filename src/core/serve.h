@@ -72,7 +72,7 @@ struct serve_io {
 
 /*
  * A request must arrive whole within --header-timeout of its first byte
- * (or --idle-timeout, when that is shorter: evconn_header_ms()). One that
+ * (or, with --header-timeout 0, within --idle-timeout). One that
  * does not gets the core's "request timed out" answer (evconn_timeout()),
  * and the connection closes. A client shed mid-request (read() said
  * -EBUSY) gets the core's "busy" answer (evconn_shed()).
