@@ -31,7 +31,8 @@ static void put(struct evconn *c, const char *s)
 static int out_is(struct evconn *c, const char *want)
 {
 	size_t n = buf_used(&c->out);
-	int ok = n == strlen(want) && memcmp(buf_head(&c->out), want, n) == 0;
+	int ok = n == strlen(want) &&
+		 (!n || memcmp(buf_head(&c->out), want, n) == 0);
 
 	if (!ok)
 		fprintf(stderr, "  out: '%.*s', want '%s'\n", (int)n,
