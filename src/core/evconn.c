@@ -1,21 +1,17 @@
 #include "evconn.h"
 
-#include <errno.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "serve.h"
 
 void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 		     struct tpool *pool, unsigned workers)
 {
-	cfg->lim = lim;
-	cfg->pool = pool;
-	cfg->cq = NULL;
 	bool naive = lim->algo == FIB_NAIVE;
 
+	*cfg = (struct evconn_cfg){
+	    .lim = lim,
+	    .pool = pool,
+	    .mb = METRICS_BATCH_INIT,
+	};
 	cfg->inline_max_n =
 	    naive ? EVCONN_INLINE_NAIVE_MAX_N : EVCONN_INLINE_FAST_MAX_N;
 	cfg->inline_free_n =
@@ -25,8 +21,6 @@ void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 	/* Two per worker keeps every worker busy for one pipelining client,
 	 * yet a second client's job waits behind few of the first's. */
 	cfg->jobs_max = 2 * (workers ? workers : 1);
-	cfg->stopping = false;
-	cfg->mb = (struct metrics_batch)METRICS_BATCH_INIT;
 }
 
 void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
@@ -37,15 +31,9 @@ void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg)
 	    .cfg = cfg,
 	    .in = BUF_INIT,
 	    .out = BUF_INIT,
+	    .linger_ms = EVCONN_LINGER_MS,
 	};
 	metrics_conn_open();
-}
-
-/* OPEN, DRAINING or FAILING: replies are still owed to the client. */
-static bool evconn_answering(const struct evconn *c)
-{
-	return c->state == EVCONN_OPEN || c->state == EVCONN_DRAINING ||
-	       c->state == EVCONN_FAILING;
 }
 
 /* Backpressure: may this connection take one more request now? */
@@ -56,6 +44,20 @@ bool evconn_can_take(const struct evconn *c)
 	       buf_used(&c->out) + c->held < EVCONN_OUT_MAX;
 }
 
+/* fib(n) where the driver says, counted in flight and in the latency. */
+static void evconn_compute_timed(struct evconn_cfg *cfg, uint64_t n,
+				 struct reply *r, uint64_t *t0)
+{
+	/* The batch's latency runs from before its first compute. */
+	*t0 = cfg->mb.n ? 0 : metrics_now_ns();
+	metrics_compute_begin();
+	if (cfg->compute)
+		cfg->compute(cfg->compute_ctx, cfg->lim, n, r);
+	else
+		proto_compute(cfg->lim, n, r);
+	metrics_compute_end();
+}
+
 /*
  * The reply for a parsed request, computed here: x is its HTTP exchange, or
  * NULL for a fib/1 line.
@@ -64,21 +66,22 @@ static inline void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
 				 uint64_t n, struct http_exchange *x,
 				 struct reply *r)
 {
+	uint64_t t0 = 0;
+
 	if (x && x->route != HTTP_ROUTE_FIB) {
 		http_body(cfg->lim, x, r); /* not a fib request */
 		return;
 	}
-	if (st == PROTO_OK && metrics_cheap(cfg->lim, n)) {
-		proto_compute(cfg->lim, n, r);
-	} else if (st == PROTO_OK) {
-		metrics_compute_begin();
-		proto_compute(cfg->lim, n, r);
-		metrics_compute_end();
-	} else {
+	if (st != PROTO_OK)
 		proto_error_reply(cfg->lim, st, r);
-	}
+	else if (!cfg->compute && metrics_cheap(cfg->lim, n))
+		proto_compute(cfg->lim, n, r);
+	else
+		evconn_compute_timed(cfg, n, r, &t0);
 	metrics_batch_request(&cfg->mb, x ? METRICS_HTTP : METRICS_LINE,
 			      metrics_result(st, r));
+	if (t0)
+		cfg->mb.t0 = t0;
 }
 
 /* Appends reply r to the output, framed as an HTTP response if it is one. */
@@ -119,23 +122,12 @@ static struct evconn_slot *evconn_slot_new(struct evconn *c)
 /* How a fib/1 line is framed: status 0, as it is. */
 static const struct http_resp evconn_line_resp;
 
-/*
- * Queues a reply that exists now, in order: straight into the output when
- * nothing is ahead of it, else into a ready slot behind the requests still
- * computing. Takes r over.
- */
-static void evconn_put(struct evconn *c, const struct http_resp *http,
-		       struct reply *r)
+/* A reply that exists now, behind requests still computing: a ready slot. */
+static void evconn_put_behind(struct evconn *c, const struct http_resp *http,
+			      struct reply *r)
 {
-	struct evconn_slot *s;
+	struct evconn_slot *s = evconn_slot_new(c);
 
-	if (!c->head) {
-		if (evconn_emit(c, http, r))
-			c->state = EVCONN_DONE;
-		reply_release(r);
-		return;
-	}
-	s = evconn_slot_new(c);
 	if (!s) {
 		reply_release(r);
 		c->state = EVCONN_DONE;
@@ -147,6 +139,23 @@ static void evconn_put(struct evconn *c, const struct http_resp *http,
 		s->r.text = s->r.inline_buf; /* it points into its own struct */
 	s->ready = true;
 	c->held += s->r.len;
+}
+
+/*
+ * Queues a reply that exists now, in order: straight into the output when
+ * nothing is ahead of it, else into a ready slot behind the requests still
+ * computing. Takes r over.
+ */
+static inline void evconn_put(struct evconn *c, const struct http_resp *http,
+			      struct reply *r)
+{
+	if (c->head) {
+		evconn_put_behind(c, http, r);
+		return;
+	}
+	if (evconn_emit(c, http, r))
+		c->state = EVCONN_DONE;
+	reply_release(r);
 }
 
 /* Is this request cheap enough to answer on the loop, right now? */
@@ -360,71 +369,26 @@ static void evconn_pack(struct evconn *c)
 	}
 }
 
-bool evconn_take(struct evconn *c)
+bool evconn_take_more(struct evconn *c)
 {
-	bool capped;
+	bool capped = evconn_parse(c);
 
-	c->budget = EVCONN_INLINE_BUDGET;
-	capped = evconn_parse(c);
-	evconn_pack(c);
+	if (c->head)
+		evconn_pack(c);
+	/* Counted before the client can see a reply and scrape. */
 	metrics_batch_flush(&c->cfg->mb);
 	return capped;
 }
 
-/* Writes until the output is empty or the socket is full. 0 or -errno. */
-static int evconn_write(struct evconn *c)
+bool evconn_take(struct evconn *c)
 {
-	ssize_t n;
-
-	while (buf_used(&c->out)) {
-		n = send(c->fd, buf_head(&c->out), buf_used(&c->out),
-			 MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN ? 0 : -errno;
-		buf_consume(&c->out, (size_t)n);
-		c->progress = true;
-	}
-	buf_free(&c->out); /* empty: idle connections hold no buffer */
-	return 0;
-}
-
-/* Parse, pack, write until nothing moves; then take the next state. */
-static void evconn_advance(struct evconn *c)
-{
-	bool capped;
-
 	c->budget = EVCONN_INLINE_BUDGET;
-	do {
-		capped = evconn_parse(c);
-		evconn_pack(c);
-		/* Counted before the client can see a reply and scrape. */
-		metrics_batch_flush(&c->cfg->mb);
-		if (c->state == EVCONN_DONE || evconn_write(c) < 0) {
-			c->state = EVCONN_DONE;
-			return;
-		}
-	} while (capped && evconn_can_take(c));
-	if (c->head || buf_used(&c->out))
-		return;
-	if (c->state == EVCONN_DRAINING) {
-		c->state = EVCONN_DONE;
-	} else if (c->state == EVCONN_FAILING) {
-		shutdown(c->fd, SHUT_WR);
-		c->state = EVCONN_LINGER;
-	}
+	return evconn_take_more(c);
 }
 
-/*
- * The client sent its last byte. A final line without '\n' is still a
- * request (printf 30 | nc) unless a stop shut the read side: then it may be
- * the front half of a longer line, and is dropped (as serve_blocking does).
- */
 void evconn_eof(struct evconn *c)
 {
-	/* An HTTP request cut short is dropped: there is nothing to answer.
-	 * In read framing evconn_take() has answered every read by now, and
+	/* In read framing evconn_take() has answered every read by now, and
 	 * nothing is ever partial. */
 	if (buf_used(&c->in) && !c->cfg->stopping && c->mode != EVCONN_HTTP &&
 	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
@@ -433,63 +397,6 @@ void evconn_eof(struct evconn *c)
 	buf_consume(&c->in, buf_used(&c->in));
 	if (c->state == EVCONN_OPEN)
 		c->state = EVCONN_DRAINING;
-}
-
-/* LINGER: drop input until EOF or the cap; the loop enforces the time. */
-static void evconn_linger(struct evconn *c)
-{
-	char sink[4096];
-	ssize_t n = read(c->fd, sink, sizeof(sink));
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n > 0)
-		c->lingered += (size_t)n;
-	if (n <= 0 || c->lingered >= SERVE_LINGER_MAX)
-		c->state = EVCONN_DONE;
-}
-
-void evconn_on_readable(struct evconn *c)
-{
-	/* In read framing the read is the request; HTTP frames itself. */
-	size_t chunk = c->mode == EVCONN_HTTP
-			   ? EVCONN_READ_CHUNK
-			   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
-	ssize_t n;
-
-	if (c->state == EVCONN_LINGER) {
-		evconn_linger(c);
-		return;
-	}
-	if (!evconn_can_take(c))
-		return; /* paused: epoll only reported an error or hang-up */
-	if (buf_reserve(&c->in, chunk)) {
-		c->state = EVCONN_DONE;
-		return;
-	}
-	n = read(c->fd, c->in.data + c->in.len, chunk);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n < 0) {
-		c->state = EVCONN_DONE; /* reset: nobody to answer */
-		return;
-	}
-	c->in.len += (size_t)n;
-	if (n == 0)
-		evconn_eof(c);
-	evconn_advance(c);
-	/*
-	 * 10 000 idle connections holding 16 KiB each would be 160 MB; freed,
-	 * the loop's allocator hands the same hot chunk to the next reader.
-	 */
-	if (!buf_used(&c->in))
-		buf_free(&c->in);
-}
-
-void evconn_on_writable(struct evconn *c)
-{
-	if (evconn_answering(c))
-		evconn_advance(c);
 }
 
 struct evconn *evconn_job_ready(struct tpool_job *job)
@@ -508,17 +415,8 @@ struct evconn *evconn_job_ready(struct tpool_job *job)
 	s->ready = true;
 	c->held += s->r.len;
 	evconn_pack(c);
-	/* Counted before uring's loop sends what the pack queued. */
+	/* Counted before the driver sends what the pack queued. */
 	metrics_batch_flush(&c->cfg->mb);
-	return c;
-}
-
-struct evconn *evconn_job_done(struct tpool_job *job)
-{
-	struct evconn *c = evconn_job_ready(job);
-
-	if (evconn_answering(c))
-		evconn_advance(c);
 	return c;
 }
 
@@ -527,7 +425,11 @@ bool evconn_partial(const struct evconn *c)
 	return buf_used(&c->in) && evconn_can_take(c);
 }
 
-void evconn_timeout(struct evconn *c)
+/*
+ * The last answer to a request that will not be served (busy: a shed, else
+ * a timeout), after every reply owed before it; then the polite close.
+ */
+static void evconn_refuse(struct evconn *c, bool busy)
 {
 	struct http_exchange x;
 	struct reply r;
@@ -539,12 +441,16 @@ void evconn_timeout(struct evconn *c)
 		return;
 	buf_consume(&c->in, buf_used(&c->in));
 	if (http) {
+		/* To an HTTP client a shed is a head that came too slowly. */
 		http_timeout(&x);
 		http_body(c->cfg->lim, &x, &r);
 		evconn_put(c, &x.resp, &r);
 	} else {
-		reply_set(&r, PROTO_TIMEOUT_LINE,
-			  sizeof(PROTO_TIMEOUT_LINE) - 1);
+		if (busy)
+			proto_error_reply(c->cfg->lim, PROTO_BUSY, &r);
+		else
+			reply_set(&r, PROTO_TIMEOUT_LINE,
+				  sizeof(PROTO_TIMEOUT_LINE) - 1);
 		evconn_put(c, &evconn_line_resp, &r);
 	}
 	metrics_batch_flush(&c->cfg->mb);
@@ -552,27 +458,27 @@ void evconn_timeout(struct evconn *c)
 		c->state = EVCONN_FAILING;
 }
 
-void evconn_stop(struct evconn *c)
+void evconn_timeout(struct evconn *c)
 {
-	if (c->state == EVCONN_OPEN)
-		shutdown(c->fd, SHUT_RD);
+	evconn_refuse(c, false);
 }
 
-unsigned evconn_events(const struct evconn *c)
+void evconn_shed(struct evconn *c)
 {
-	unsigned ev = buf_used(&c->out) ? EPOLLOUT : 0;
+	if (c->state != EVCONN_OPEN)
+		return;
+	evconn_refuse(c, true);
+	c->linger_ms = 0;
+	metrics_conn_rejected();
+}
 
-	switch (c->state) {
-	case EVCONN_OPEN:
-		return ev | (evconn_can_take(c) ? EPOLLIN : 0);
-	case EVCONN_DRAINING:
-	case EVCONN_FAILING:
-		return ev;
-	case EVCONN_LINGER:
-		return EPOLLIN;
-	default:
-		return 0;
-	}
+bool evconn_lingered(struct evconn *c, size_t n)
+{
+	c->lingered += n;
+	if (c->lingered < EVCONN_LINGER_MAX)
+		return true;
+	c->state = EVCONN_DONE;
+	return false;
 }
 
 void evconn_abort(struct evconn *c)
@@ -581,13 +487,11 @@ void evconn_abort(struct evconn *c)
 		c->state = EVCONN_DONE;
 }
 
-bool evconn_close(struct evconn *c)
+void evconn_release(struct evconn *c)
 {
 	struct evconn_slot *s, *next;
 
 	metrics_conn_close();
-	close(c->fd);
-	c->fd = -1;
 	buf_free(&c->in);
 	buf_free(&c->out);
 	/* Finished slots go now; those in the pool when they come back. */
@@ -602,7 +506,6 @@ bool evconn_close(struct evconn *c)
 	c->nslots = 0;
 	c->held = 0;
 	c->state = EVCONN_CLOSED;
-	return c->njobs == 0;
 }
 
 void evconn_tq_remove(struct evconn *c)

@@ -1,35 +1,60 @@
 /*
- * evconn - one non-blocking fib/1 connection, driven by an event loop.
+ * evconn - the request core: one fib/1 or HTTP connection's bytes in,
+ * requests out, replies back in order. It does no I/O: a driver moves the
+ * bytes and keeps the clocks, and asks the core everything else.
  *
- * The loop owns the socket and the epoll set; evconn owns everything else:
- * the input and output buffers, framing, the ordered reply slots, the hand-off
- * of expensive requests to a worker pool, backpressure and the polite close.
- * The loop calls evconn_on_readable()/evconn_on_writable() when epoll says
- * so and evconn_job_done() when the pool hands a job back, then asks
- * evconn_events() what to wait for next. When the state reaches EVCONN_DONE
- * the loop calls evconn_close().
+ * The drivers. The event loops (src/core/evloop.c with the epoll half in
+ * evconn_epoll.c, and src/core/uconn.c on io_uring) keep many connections
+ * on one thread; the blocking driver (src/core/serve.c) serves one per
+ * thread or coroutine. Each owns the socket and moves the bytes its way.
  *
- * Ordering. Every request gets its place in a FIFO of reply slots in arrival
- * order; a slot is filled when its reply exists (at once for errors and cheap
- * requests, later for pool jobs) and bytes leave only from the head of the
- * FIFO. When the FIFO is empty a cheap reply skips it and goes straight to
- * the output buffer: the common IO-bound case allocates nothing.
+ * A request's life through the core:
  *
- * HTTP. A connection whose first bytes open an HTTP request (http_sniff())
- * is HTTP/1.1 for good: each request is one slot, decided by http_next(),
- * computed like a line (inline or in the pool), and its reply framed as a
- * response when it leaves the FIFO. A response that closes the connection
- * is its last: the state becomes FAILING, as after a line too long.
+ *   1. In. The driver reads at most evconn_read_size() bytes into c->in
+ *      (where evconn_read_room() says) and calls evconn_take().
+ *   2. What it speaks. The first bytes decide, once (http_sniff()): HTTP/1.1
+ *      or the line protocol (EVCONN_SNIFF until they do).
+ *   3. Framing. A line ends in '\n' (proto_frame()), or with --framing read
+ *      each read is one request (proto_parse_read()); an HTTP request is
+ *      its head (http_next()). A line too long is answered with its ERR and
+ *      ends the connection (FAILING), as does an HTTP response that says
+ *      "Connection: close".
+ *   4. Compute. An error or a route other than /fib/N is answered at once.
+ *      fib(n) is computed: by cfg->compute, when the driver gave one (it
+ *      fills the reply before it returns, from the caller's point of view:
+ *      procpool and isolate ask a worker, async parks a task on a future);
+ *      else inline when it is cheap or there is no pool; else in the pool,
+ *      whose job comes back through evconn_job_ready().
+ *   5. Order. A reply that exists while nothing is ahead of it goes
+ *      straight to c->out: the common case (fib(1), nothing in the pool)
+ *      allocates nothing. Otherwise it waits in a slot of the reply FIFO,
+ *      and bytes leave only from the FIFO's head, framed as an HTTP
+ *      response on an HTTP connection.
+ *   6. Out. The driver sends c->out its way, and consumes what it sent.
+ *   7. The end. The client's EOF (evconn_eof()): a last line without '\n'
+ *      is still a request (printf 30 | nc), unless a stop shut the read
+ *      side (cfg->stopping); the front of an HTTP request is dropped.
+ *      OPEN becomes DRAINING: finish every reply, then DONE. FAILING ends
+ *      in the polite close: once every reply is out the driver sends FIN
+ *      and drops what the client still sends (evconn_lingered()) for up to
+ *      c->linger_ms, so that closing does not RST the last reply away.
+ *
+ * The clocks are the driver's, with the core's help: evconn_partial() says
+ * a request has begun and not arrived whole (the --header-timeout clock
+ * runs); when it runs out, evconn_timeout() queues
+ * the one "request timed out" answer. A serial server that sheds a client
+ * mid-request gives it the one "busy" answer (evconn_shed()).
  *
  * Backpressure. A connection takes new requests only while it has fewer than
  * EVCONN_SLOTS_MAX slots, fewer than cfg->jobs_max jobs in the pool, and less
  * than EVCONN_OUT_MAX reply bytes waiting (output buffer plus finished
- * slots). Otherwise it stops parsing and stops reading, so a client that
- * never reads costs at most about
+ * slots). Otherwise it stops parsing (evconn_take() returns true) and the
+ * driver stops reading, so a client that never reads costs at most about
  *   max_line + EVCONN_READ_CHUNK                       input
  *   EVCONN_OUT_MAX + (jobs_max + 1) * largest reply    output
  *   EVCONN_SLOTS_MAX * sizeof(struct evconn_slot)      bookkeeping
- * and the kernel's socket buffers hold the rest.
+ * and the kernel's socket buffers hold the rest. The blocking driver writes
+ * c->out whenever the cap stops the core, and takes the rest.
  *
  * Lifetime. A connection closed while jobs are in the pool (the client reset
  * it, say) becomes EVCONN_CLOSED: its descriptor and buffers are gone, and the
@@ -52,6 +77,7 @@
 #define EVCONN_OUT_MAX	  65536 /* reply bytes held before reading pauses */
 #define EVCONN_SLOTS_MAX  256	/* requests in flight before reading pauses */
 #define EVCONN_LINGER_MS  1000	/* how long a polite close waits for EOF */
+#define EVCONN_LINGER_MAX (1u << 20) /* input dropped before a polite close */
 
 /*
  * Requests at or below these n are computed on the loop: they cost less than
@@ -75,19 +101,34 @@
 #define EVCONN_INLINE_FAST_FREE_N  500
 #define EVCONN_INLINE_BUDGET	   64
 
-/* What every connection of one loop shares; the loop owns it. */
+/*
+ * A driver's own compute: fills r exactly as proto_compute() would, or with
+ * an error line (PROTO_INTERNAL) when it cannot, before it returns.
+ */
+typedef void evconn_compute_fn(void *ctx, const struct proto_limits *lim,
+			       uint64_t n, struct reply *r);
+
+/*
+ * What the connections of one driver share: one loop's, or one blocking
+ * connection's own. The driver owns it. Set compute or pool, or neither.
+ */
 struct evconn_cfg {
 	const struct proto_limits *lim;
+	evconn_compute_fn *compute; /* every fib; NULL: inline or the pool */
+	void *compute_ctx;
 	struct tpool *pool;	/* NULL: compute everything inline */
 	struct tpool_cq *cq;	/* where its jobs come back; NULL: the pool's */
 	uint64_t inline_max_n;	/* n above this go to the pool */
 	uint64_t inline_free_n; /* n up to this cost the loop next to nothing */
 	unsigned jobs_max;	/* pool jobs in flight per connection */
-	bool stopping;		/* a stop began: drop a final partial line */
-	struct metrics_batch mb; /* the loop's current batch of requests */
+	bool stopping;		/* a stop began: healthz, evconn_eof() see it */
+	struct metrics_batch mb; /* the current batch of requests */
 };
 
-/* Fills in inline_max_n for lim's algorithm and jobs_max from workers. */
+/*
+ * Fills in inline_max_n for lim's algorithm and jobs_max from workers; no
+ * compute callback, not stopping, an empty batch.
+ */
 void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 		     struct tpool *pool, unsigned workers);
 
@@ -98,11 +139,13 @@ enum evconn_state {
 	/* No more input will come (the client half-closed, or a stop shut
 	 * the read side): finish every reply, then DONE. */
 	EVCONN_DRAINING,
-	/* A line was too long: its ERR is the last reply. Once everything
-	 * is written, send FIN and go to LINGER. */
+	/* The last reply is queued (a line too long, a response that
+	 * closes, a timeout, a shed): once everything is written, send FIN
+	 * and go to LINGER. */
 	EVCONN_FAILING,
-	/* FIN sent after an error: read and drop input until EOF, a cap or
-	 * EVCONN_LINGER_MS, so closing does not RST the error away. */
+	/* FIN sent after the last reply: read and drop input until EOF,
+	 * EVCONN_LINGER_MAX bytes or linger_ms, so closing does not RST the
+	 * last reply away. */
 	EVCONN_LINGER,
 	/* Finished (or broken): the loop should evconn_close() it now. */
 	EVCONN_DONE,
@@ -144,6 +187,7 @@ struct evconn {
 	size_t lingered;		 /* bytes dropped in LINGER */
 	unsigned budget; /* inline requests left in this event */
 	bool progress; /* a request arrived or bytes left; the loop clears it */
+	unsigned linger_ms; /* how long the polite close waits for EOF */
 
 	/* Owned by the loop: its epoll and timeout bookkeeping. */
 	unsigned armed;	      /* epoll events now registered */
@@ -152,8 +196,104 @@ struct evconn {
 	uint64_t deadline_ms;
 };
 
-/* Starts serving fd (non-blocking, already connected). */
+/*
+ * Starts serving fd (already connected; non-blocking for the epoll half).
+ * Counts the connection open; evconn_close() or evconn_release() closes it.
+ */
 void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg);
+
+/*
+ * The I/O-free core, for any driver.
+ *
+ * evconn_read_size() is how much the next read may ask for: in read
+ * framing the read is the request (at most max_line), else a chunk.
+ * evconn_read_room() reserves that much at the end of c->in and returns
+ * where to read, or NULL without memory; the driver then adds what it read
+ * to c->in.len (an io_uring loop appends its completions to c->in instead).
+ *
+ * evconn_take() answers every whole request buffered that the caps allow,
+ * into c->out or the FIFO (and hands the rest to the pool), and counts them
+ * (metrics). It returns true when a cap stopped it with requests perhaps
+ * still buffered: send c->out, then take again. evconn_take_more() is the
+ * same within the inline budget left from the last evconn_take().
+ *
+ * Once the client's EOF has come and evconn_take() left no whole request
+ * behind, evconn_eof() answers a last partial line and moves OPEN to
+ * DRAINING. evconn_job_ready() takes a finished pool job back: the
+ * replies that order allows move to c->out, for the driver to send.
+ *
+ * evconn_lingered() counts n bytes dropped in the polite close; false once
+ * EVCONN_LINGER_MAX were (then DONE): stop reading and close.
+ *
+ * evconn_release() frees the buffers and the finished slots, leaves fd
+ * alone, counts the connection closed and makes it CLOSED (slots still in
+ * the pool are freed when they come back).
+ */
+static inline size_t evconn_read_size(const struct evconn *c)
+{
+	/* In read framing the read is the request; HTTP frames itself. */
+	return c->mode == EVCONN_HTTP
+		   ? EVCONN_READ_CHUNK
+		   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
+}
+
+static inline char *evconn_read_room(struct evconn *c)
+{
+	if (buf_reserve(&c->in, evconn_read_size(c)))
+		return NULL;
+	return c->in.data + c->in.len;
+}
+
+bool evconn_can_take(const struct evconn *c);
+bool evconn_take(struct evconn *c);
+bool evconn_take_more(struct evconn *c);
+void evconn_eof(struct evconn *c);
+struct evconn *evconn_job_ready(struct tpool_job *job);
+bool evconn_lingered(struct evconn *c, size_t n);
+void evconn_release(struct evconn *c);
+
+/*
+ * Header timeout. Is part of a request buffered, waiting for the rest from
+ * the client? (Not when a cap holds whole requests back: then the client
+ * waits for us.) The driver starts the --header-timeout clock when this
+ * becomes true or a request was taken (progress), and stops it when it
+ * turns false.
+ */
+bool evconn_partial(const struct evconn *c);
+
+/*
+ * The request did not come whole in time: drop it, answer "HTTP/1.1 408
+ * Request Timeout" (an HTTP connection, or one whose first bytes are a
+ * method) or PROTO_TIMEOUT_LINE, after every reply owed before it, then
+ * close politely (FAILING). Writes nothing: the driver sends c->out its
+ * own way.
+ */
+void evconn_timeout(struct evconn *c);
+
+/*
+ * A serial server sheds the client mid-request, to serve others: as
+ * evconn_timeout(), but the line is "ERR server busy", the connection is
+ * counted rejected, and the polite close drops only what has arrived
+ * (linger_ms 0): the server has others waiting.
+ */
+void evconn_shed(struct evconn *c);
+
+/* Gives up on the connection now (an epoll error, a timeout): DONE. */
+void evconn_abort(struct evconn *c);
+
+/* Closed and no job refers to it any more: free it. */
+static inline bool evconn_is_dead(const struct evconn *c)
+{
+	return c->state == EVCONN_CLOSED && c->njobs == 0;
+}
+
+/*
+ * The epoll half (evconn_epoll.c), for src/core/evloop.c: the loop calls
+ * evconn_on_readable()/evconn_on_writable() when epoll says so and
+ * evconn_job_done() when the pool hands a job back, then asks
+ * evconn_events() what to wait for next. When the state reaches
+ * EVCONN_DONE the loop calls evconn_close().
+ */
 
 /* EPOLLIN (or EPOLLRDHUP/EPOLLHUP): read and answer what can be answered. */
 void evconn_on_readable(struct evconn *c);
@@ -175,53 +315,10 @@ void evconn_stop(struct evconn *c);
 unsigned evconn_events(const struct evconn *c);
 
 /*
- * Header timeout. Is part of a request buffered, waiting for the rest from
- * the client? (Not when a cap holds whole requests back: then the client
- * waits for us.) The loop starts the --header-timeout clock when this
- * becomes true or a request was taken (progress), and stops it when it
- * turns false.
- */
-bool evconn_partial(const struct evconn *c);
-
-/*
- * The request did not come whole in time: drop it, answer "HTTP/1.1 408
- * Request Timeout" (an HTTP connection, or one whose first bytes are a
- * method) or PROTO_TIMEOUT_LINE, after every reply owed before it, then
- * close politely (FAILING). Writes nothing: the loop then sends c->out
- * its own way (evconn_on_writable(), or uconn's send).
- */
-void evconn_timeout(struct evconn *c);
-
-/* Gives up on the connection now (an epoll error, a timeout): DONE. */
-void evconn_abort(struct evconn *c);
-
-/*
- * Closes the socket and frees everything but the struct and the slots still
- * in the pool. Returns true when the struct may be freed now.
+ * Closes the socket (unless fd is -1) and evconn_release()s the rest.
+ * Returns true when the struct may be freed now.
  */
 bool evconn_close(struct evconn *c);
-
-/* Closed and no job refers to it any more: free it. */
-static inline bool evconn_is_dead(const struct evconn *c)
-{
-	return c->state == EVCONN_CLOSED && c->njobs == 0;
-}
-
-/*
- * Without I/O, for a loop that moves the bytes itself (src/core/uconn.c,
- * through io_uring): it appends what arrives to c->in, lets evconn_take()
- * answer what the caps allow into c->out (and hand the rest to the pool),
- * and sends c->out its own way. evconn_take() returns true when a cap
- * stopped it with lines perhaps still buffered. Once the client's EOF has
- * come and evconn_take() left no whole line behind, evconn_eof() answers a
- * last partial line and moves OPEN to DRAINING. evconn_job_ready() is
- * evconn_job_done() without the write: the finished replies that order
- * allows move to c->out, for the loop to send.
- */
-bool evconn_can_take(const struct evconn *c);
-bool evconn_take(struct evconn *c);
-void evconn_eof(struct evconn *c);
-struct evconn *evconn_job_ready(struct tpool_job *job);
 
 /*
  * A timeout queue: connections ordered by deadline. Every member of one

@@ -1,21 +1,21 @@
 /*
- * serve - the request pipeline of the blocking models (single, thread,
- * procpool, isolate, many) and of coro, which runs it over coroutine I/O;
- * their accept loop's accept (serve_accept()); and the registry of live
- * connections that lets a stop wake them. The models' control flow is
- * their own: src/models/single.c, thread.c.
+ * serve - the blocking driver of the request core (src/core/evconn.h), for
+ * the models that give each connection a thread, a process or a coroutine
+ * (single, thread, procpool, isolate, many; coro and async, whose I/O parks
+ * a coroutine instead of its thread); their accept loop's accept
+ * (serve_accept()); and the registry of live connections that lets a stop
+ * wake them. The models' control flow is their own: src/models/single.c,
+ * thread.c.
  *
- * The loop reads, frames every complete line, asks the model's compute hook
- * for each n (or computes inline), and writes the replies in request order,
- * batched: a pipelined burst costs one write. Output is flushed before it
- * passes SERVE_OUT_FLUSH bytes, so memory per connection stays bounded
+ * The driver reads into the core's input, lets the core answer every whole
+ * request (framing, HTTP, errors, limits, metrics: all the core's), and
+ * writes what the core queued, in one write per read: a pipelined burst
+ * costs one write. When the core's output cap stops it, the driver writes
+ * and lets it take the rest, so memory per connection stays bounded
  * whatever the client sends; a client that does not read blocks only its
- * own thread. With --framing read, each read (at most max_line bytes) is
- * one request instead of a line. A connection whose first bytes open an
- * HTTP request is served as HTTP/1.1 by the same loop (src/core/http.h),
- * whatever the framing: each request is decided there, computed through
- * the same hook, and its response written in order. A request must arrive
- * whole within --header-timeout of its first byte (SERVE_TIMEOUT_LINE).
+ * own thread. What is the driver's: the reads and writes, the clocks (the
+ * idle timeout, and the header clock the core tells it about), and the
+ * polite close's waiting.
  */
 #ifndef FIBD_CORE_SERVE_H
 #define FIBD_CORE_SERVE_H
@@ -23,38 +23,37 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "evconn.h"
 #include "proto.h"
 #include "server.h"
 
-#define SERVE_READ_CHUNK 16384	    /* bytes asked of each read() */
-#define SERVE_OUT_FLUSH	 65536	    /* write out once this much is buffered */
-#define SERVE_LINGER_MAX (1u << 20) /* input dropped before a polite close */
-#define SERVE_LINGER_MS	 1000	    /* how long a polite close waits for EOF */
+/* The polite close's cap, by its older name (src/core/uconn.c). */
+#define SERVE_LINGER_MAX EVCONN_LINGER_MAX
 
 /*
- * Who computes. compute(ctx, n, r) must fill r exactly as proto_compute()
- * would, or with an error line (PROTO_INTERNAL) when it cannot.
- * A NULL hook means "compute inline on this thread".
+ * Who computes: the core's compute callback (evconn_compute_fn). compute
+ * must fill r exactly as proto_compute() would, or with an error line
+ * (PROTO_INTERNAL) when it cannot. A NULL hook means "compute inline on
+ * this thread".
  */
 struct serve_hook {
-	void (*compute)(void *ctx, const struct proto_limits *lim, uint64_t n,
-			struct reply *r);
+	evconn_compute_fn *compute;
 	void *ctx;
 };
 
 /*
- * How the loop moves bytes: plain blocking calls for threads and processes,
+ * How the driver moves bytes: plain blocking calls for threads and processes,
  * or calls that park a coroutine instead of its thread (the coro model):
- * the same loop reads the same either way.
+ * the same driver reads the same either way.
  *
  * read() returns bytes read, 0 at EOF, or -errno; with timeout_ms > 0 it
  * fails with -EAGAIN once that long passed with nothing to read. It may
  * fail with -EBUSY to shed the client (a serial server does, when others
- * wait): the loop then tells a client whose request is unfinished that
+ * wait): the driver then tells a client whose request is unfinished that
  * the server is busy (see serve_conn()).
  * write() writes all of buf and returns 0, or -errno.
  * wait(), if set, returns 0 once fd is readable (or at EOF, or an error to
- * read), or -EAGAIN as read() would, or -errno. The loop calls it before
+ * read), or -EAGAIN as read() would, or -errno. The driver calls it before
  * it reads into an empty input, so that a connection waiting for its next
  * request holds no input buffer: 10 000 parked coroutines held 10 000 of
  * them, about a fifth of coro's peak RSS at 10 000 connections.
@@ -73,10 +72,10 @@ struct serve_io {
 
 /*
  * A request must arrive whole within --header-timeout of its first byte
- * (or, with --header-timeout 0, within --idle-timeout). One that does not
- * gets PROTO_TIMEOUT_LINE, or http_timeout()'s 408 on an HTTP connection,
+ * (or, with --header-timeout 0, within --idle-timeout). One that
+ * does not gets the core's "request timed out" answer (evconn_timeout()),
  * and the connection closes. A client shed mid-request (read() said
- * -EBUSY) gets "ERR server busy", or the same 408.
+ * -EBUSY) gets the core's "busy" answer (evconn_shed()).
  */
 
 /*
