@@ -1,6 +1,8 @@
 #include "evconn.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 void evconn_cfg_init(struct evconn_cfg *cfg, const struct proto_limits *lim,
 		     struct tpool *pool, unsigned workers)
@@ -506,6 +508,21 @@ void evconn_release(struct evconn *c)
 	c->nslots = 0;
 	c->held = 0;
 	c->state = EVCONN_CLOSED;
+}
+
+void evconn_stop(struct evconn *c)
+{
+	if (c->state == EVCONN_OPEN)
+		shutdown(c->fd, SHUT_RD);
+}
+
+bool evconn_close(struct evconn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	evconn_release(c);
+	return c->njobs == 0;
 }
 
 void evconn_tq_remove(struct evconn *c)

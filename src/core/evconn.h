@@ -3,10 +3,12 @@
  * requests out, replies back in order. It does no I/O: a driver moves the
  * bytes and keeps the clocks, and asks the core everything else.
  *
- * The drivers. The event loops (src/core/evloop.c with the epoll half in
- * evconn_epoll.c, and src/core/uconn.c on io_uring) keep many connections
- * on one thread; the blocking driver (src/core/serve.c) serves one per
- * thread or coroutine. Each owns the socket and moves the bytes its way.
+ * The drivers. The event-driven models keep many connections on one
+ * thread, each its own way: src/models/reactor.c reads and writes when
+ * epoll says it may, src/models/uring.c through io_uring's completions
+ * (both over src/core/loop.h). The blocking driver (src/core/serve.c)
+ * serves one connection per thread or coroutine. Each owns the socket and
+ * moves the bytes its way.
  *
  * A request's life through the core:
  *
@@ -58,8 +60,9 @@
  *
  * Lifetime. A connection closed while jobs are in the pool (the client reset
  * it, say) becomes EVCONN_CLOSED: its descriptor and buffers are gone, and the
- * struct lives on until the last job comes back (evconn_job_done() then says
- * it may be freed). A job therefore never points at freed memory.
+ * struct lives on until the last job comes back (evconn_job_ready() returns
+ * it, and evconn_is_dead() then says it may be freed). A job therefore never
+ * points at freed memory.
  */
 #ifndef FIBD_CORE_EVCONN_H
 #define FIBD_CORE_EVCONN_H
@@ -197,7 +200,7 @@ struct evconn {
 };
 
 /*
- * Starts serving fd (already connected; non-blocking for the epoll half).
+ * Starts serving fd (already connected; non-blocking for an event loop).
  * Counts the connection open; evconn_close() or evconn_release() closes it.
  */
 void evconn_init(struct evconn *c, int fd, struct evconn_cfg *cfg);
@@ -288,36 +291,12 @@ static inline bool evconn_is_dead(const struct evconn *c)
 }
 
 /*
- * The epoll half (evconn_epoll.c), for src/core/evloop.c: the loop calls
- * evconn_on_readable()/evconn_on_writable() when epoll says so and
- * evconn_job_done() when the pool hands a job back, then asks
- * evconn_events() what to wait for next. When the state reaches
- * EVCONN_DONE the loop calls evconn_close().
+ * The only system calls the core makes on its socket, the same for every
+ * driver. evconn_stop(): a stop began; shut the read side, and what was
+ * read is still answered. evconn_close(): closes the socket (unless fd is
+ * -1) and evconn_release()s the rest; true when the struct may be freed.
  */
-
-/* EPOLLIN (or EPOLLRDHUP/EPOLLHUP): read and answer what can be answered. */
-void evconn_on_readable(struct evconn *c);
-
-/* EPOLLOUT: write what is waiting, then take buffered requests again. */
-void evconn_on_writable(struct evconn *c);
-
-/*
- * The pool finished job (a struct evconn_slot). Returns its connection; if
- * that is EVCONN_CLOSED with no jobs left (evconn_is_dead()) the caller
- * frees it, otherwise the reply is queued and written as far as order allows.
- */
-struct evconn *evconn_job_done(struct tpool_job *job);
-
-/* A stop began: shut the read side; queued input is still answered. */
 void evconn_stop(struct evconn *c);
-
-/* The epoll events to wait for: EPOLLIN, EPOLLOUT, both or none. */
-unsigned evconn_events(const struct evconn *c);
-
-/*
- * Closes the socket (unless fd is -1) and evconn_release()s the rest.
- * Returns true when the struct may be freed now.
- */
 bool evconn_close(struct evconn *c);
 
 /*

@@ -1,9 +1,8 @@
 /*
  * http - HTTP/1.1 on fibd's port, sans I/O: sniffing, a request-head parser,
- * routing (http.c) and response formatting (http_resp.c). The connection
- * engines (serve.c, evconn.c, and uconn.c through evconn) move the bytes
- * and decide who computes; what a request means is decided here and in
- * proto.
+ * routing (http.c) and response formatting (http_resp.c). The request
+ * core (evconn.c) calls it, and its drivers move the bytes and decide who
+ * computes; what a request means is decided here and in proto.
  *
  * Sniffing. A connection speaks HTTP when its first bytes are a method
  * token, 1 to HTTP_METHOD_MAX upper-case letters A-Z, then a space

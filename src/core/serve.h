@@ -27,9 +27,6 @@
 #include "proto.h"
 #include "server.h"
 
-/* The polite close's cap, by its older name (src/core/uconn.c). */
-#define SERVE_LINGER_MAX EVCONN_LINGER_MAX
-
 /*
  * Who computes: the core's compute callback (evconn_compute_fn). compute
  * must fill r exactly as proto_compute() would, or with an error line

@@ -51,7 +51,6 @@
 #include <unistd.h>
 
 #include "../core/loop_epoll.h"
-#include "../core/serve.h" /* SERVE_LINGER_MAX */
 #include "../core/shards.h"
 #include "model.h"
 
@@ -93,15 +92,17 @@ static bool reactor_answering(const struct evconn *c)
  */
 static void reactor_answer(struct evconn *c)
 {
-	bool capped;
+	bool capped = evconn_take(c);
 
-	do {
-		capped = evconn_take(c);
+	for (;;) {
 		if (c->state == EVCONN_DONE || reactor_write(c) < 0) {
 			c->state = EVCONN_DONE;
 			return;
 		}
-	} while (capped && evconn_can_take(c));
+		if (!capped || !evconn_can_take(c))
+			break;
+		capped = evconn_take_more(c); /* within this event's budget */
+	}
 	if (c->head || buf_used(&c->out))
 		return;
 	if (c->state == EVCONN_DRAINING) {
@@ -120,19 +121,14 @@ static void reactor_linger(struct evconn *c)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n > 0)
-		c->lingered += (size_t)n;
-	if (n <= 0 || c->lingered >= SERVE_LINGER_MAX)
+	if (n <= 0 || !evconn_lingered(c, (size_t)n))
 		c->state = EVCONN_DONE;
 }
 
 /* EPOLLIN: read once, then answer what can be answered. */
 static void reactor_on_readable(struct evconn *c)
 {
-	/* In read framing the read is the request; HTTP frames itself. */
-	size_t chunk = c->mode == EVCONN_HTTP
-			   ? EVCONN_READ_CHUNK
-			   : proto_read_max(c->cfg->lim, EVCONN_READ_CHUNK);
+	char *room;
 	ssize_t n;
 
 	if (c->state == EVCONN_LINGER) {
@@ -141,11 +137,12 @@ static void reactor_on_readable(struct evconn *c)
 	}
 	if (!evconn_can_take(c))
 		return; /* paused: epoll only reported an error or hang-up */
-	if (buf_reserve(&c->in, chunk)) {
+	room = evconn_read_room(c);
+	if (!room) {
 		c->state = EVCONN_DONE;
 		return;
 	}
-	n = read(c->fd, c->in.data + c->in.len, chunk);
+	n = read(c->fd, room, evconn_read_size(c));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {
@@ -162,6 +159,24 @@ static void reactor_on_readable(struct evconn *c)
 	 */
 	if (!buf_used(&c->in))
 		buf_free(&c->in);
+}
+
+/* The epoll events c waits for now: EPOLLIN, EPOLLOUT, both or none. */
+static unsigned reactor_events(const struct evconn *c)
+{
+	unsigned ev = buf_used(&c->out) ? EPOLLOUT : 0;
+
+	switch (c->state) {
+	case EVCONN_OPEN:
+		return ev | (evconn_can_take(c) ? EPOLLIN : 0);
+	case EVCONN_DRAINING:
+	case EVCONN_FAILING:
+		return ev;
+	case EVCONN_LINGER:
+		return EPOLLIN;
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -208,7 +223,7 @@ static void reactor_settle(struct loop *l, struct evconn *c)
 		return;
 	}
 	loop_clock(l, c);
-	want = evconn_events(c);
+	want = reactor_events(c);
 	if (want != c->armed &&
 	    !loop_epoll_watch(loop_epoll_of(l), EPOLL_CTL_MOD, c->fd, want, c))
 		c->armed = want;

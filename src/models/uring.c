@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include "../core/loop_uring.h"
-#include "../core/serve.h" /* SERVE_LINGER_MAX */
 #include "../core/shards.h"
 #include "model.h"
 
@@ -103,8 +102,8 @@ static void uconn_close(struct uconn *c)
 		c->cancelling = true;
 	}
 	c->fd = c->ev.fd;
-	c->ev.fd = -1;	      /* evconn_close() must not close it */
-	evconn_close(&c->ev); /* EVCONN_CLOSED from now on */
+	c->ev.fd = -1;		/* closed in uconn_free() */
+	evconn_release(&c->ev); /* EVCONN_CLOSED from now on */
 	atomic_fetch_sub(u->l.nopen, 1);
 	if (!uconn_busy(c))
 		uconn_free(c);
@@ -244,7 +243,7 @@ static void uconn_on_recv(struct uconn *c, const struct loop_event *ev)
 	    buf_append(&e->in, ev->data, (size_t)ev->res))
 		e->state = EVCONN_DONE;
 	if (ev->res > 0 && e->state == EVCONN_LINGER &&
-	    (e->lingered += (size_t)ev->res) >= SERVE_LINGER_MAX)
+	    !evconn_lingered(e, (size_t)ev->res))
 		e->state = EVCONN_DONE;
 	if (ev->res < 0 && ev->res != -ECANCELED && ev->res != -ENOBUFS &&
 	    e->state != EVCONN_CLOSED) {
