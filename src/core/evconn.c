@@ -180,30 +180,47 @@ static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
 }
 
 /*
+ * Would answering this request here keep the driver from writing for a
+ * while (a compute that is not cheap, on the driver's own thread) while
+ * replies already wait in the output? A pipelining client would wait for
+ * them behind it, so the core stops first (as a cap does) and the driver
+ * sends them. With a pool the loop never computes long: it never stops.
+ */
+static bool evconn_send_first(const struct evconn *c, enum proto_status st,
+			      uint64_t n)
+{
+	return st == PROTO_OK && !c->cfg->pool && buf_used(&c->out) &&
+	       !metrics_cheap(c->cfg->lim, n);
+}
+
+/*
  * Gives one request its reply, in order. Errors and cheap requests are
  * answered here: straight into the output when nothing is ahead of them, or
  * into a ready slot behind the requests still computing. The rest go to
  * the pool in a slot of their own. x is the request's HTTP exchange (whose
- * st and n these are), or NULL for a fib/1 line.
+ * st and n these are), or NULL for a fib/1 line. Returns false, having
+ * done nothing, when the output must be sent first (evconn_send_first(),
+ * unless last: the client's final request, answered at its EOF).
  */
-static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
-			   struct http_exchange *x)
+static bool evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
+			   struct http_exchange *x, bool last)
 {
 	struct evconn_cfg *cfg = c->cfg;
-	bool here = evconn_inline(c, st, n);
 	struct evconn_slot *s;
 	struct reply r;
 
+	if (!last && evconn_send_first(c, st, n))
+		return false;
 	c->progress = true;
-	if (here) {
+	if (evconn_inline(c, st, n)) {
 		evconn_answer(cfg, st, n, x, &r);
 		evconn_put(c, x ? &x->resp : &evconn_line_resp, &r);
-		return;
+		return true;
 	}
 	s = evconn_slot_new(c);
 	if (!s) {
 		c->state = EVCONN_DONE;
-		return;
+		return true;
 	}
 	if (x)
 		s->http = x->resp; /* else status 0: a line (calloc) */
@@ -214,15 +231,18 @@ static void evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 	s->job.cq = cfg->cq;
 	c->njobs++;
 	tpool_submit(cfg->pool, &s->job);
+	return true;
 }
 
-static void evconn_line(struct evconn *c, const char *line, size_t len)
+/* A fib/1 line; false as evconn_request(). */
+static bool evconn_line(struct evconn *c, const char *line, size_t len,
+			bool last)
 {
 	enum proto_status st;
 	uint64_t n = 0;
 
 	st = proto_parse(c->cfg->lim, line, len, &n);
-	evconn_request(c, st, n, NULL);
+	return evconn_request(c, st, n, NULL, last);
 }
 
 /*
@@ -245,26 +265,27 @@ static bool evconn_sniff(struct evconn *c)
 }
 
 /*
- * Takes the next HTTP request as one slot. Returns false when its head is
- * not complete yet. A response that closes the connection is its last:
- * what follows is dropped, and the connection closes politely once every
- * reply is out (FAILING).
+ * Takes the next HTTP request as one slot. Returns 1, 0 when its head is
+ * not complete yet, or -1 when the output must be sent first. A response that
+ * closes the connection is its last: what follows is dropped, and the
+ * connection closes politely once every reply is out (FAILING).
  */
-static bool evconn_http(struct evconn *c)
+static int evconn_http(struct evconn *c)
 {
 	struct http_exchange x;
 	size_t used = http_next(c->cfg->lim, buf_head(&c->in), buf_used(&c->in),
 				c->cfg->stopping, &x);
 
 	if (!used)
-		return false;
+		return 0;
+	if (!evconn_request(c, x.st, x.n, &x, false))
+		return -1;
 	buf_consume(&c->in, used);
-	evconn_request(c, x.st, x.n, &x);
 	if (x.resp.close && c->state == EVCONN_OPEN) {
 		buf_consume(&c->in, buf_used(&c->in));
 		c->state = EVCONN_FAILING;
 	}
-	return true;
+	return 1;
 }
 
 /*
@@ -286,7 +307,8 @@ static bool evconn_parse_reads(struct evconn *c)
 		len = len < lim->max_line ? len : lim->max_line;
 		n = 0;
 		st = proto_parse_read(lim, buf_head(&c->in), len, &n);
-		evconn_request(c, st, n, NULL);
+		if (!evconn_request(c, st, n, NULL, false))
+			return true; /* send first, then take it again */
 		buf_consume(&c->in, len);
 	}
 	return false;
@@ -312,13 +334,14 @@ static bool evconn_parse_lines(struct evconn *c)
 			return false;
 		if (len == PROTO_FRAME_TOO_LONG) {
 			/* Framing is lost: answer, then close politely. */
-			evconn_request(c, PROTO_LINE_TOO_LONG, 0, NULL);
+			evconn_request(c, PROTO_LINE_TOO_LONG, 0, NULL, true);
 			buf_consume(&c->in, buf_used(&c->in));
 			if (c->state == EVCONN_OPEN)
 				c->state = EVCONN_FAILING;
 			return false;
 		}
-		evconn_line(c, buf_head(&c->in), (size_t)len);
+		if (!evconn_line(c, buf_head(&c->in), (size_t)len, false))
+			return true; /* send first, then take it again */
 		buf_consume(&c->in, (size_t)len);
 	}
 }
@@ -329,8 +352,12 @@ static bool evconn_parse_http(struct evconn *c)
 	for (;;) {
 		if (!evconn_can_take(c))
 			return c->state == EVCONN_OPEN;
-		if (!evconn_http(c))
+		switch (evconn_http(c)) {
+		case 0:
 			return false;
+		case -1:
+			return true; /* send first, then take it again */
+		}
 	}
 }
 
@@ -394,7 +421,7 @@ void evconn_eof(struct evconn *c)
 	 * nothing is ever partial. */
 	if (buf_used(&c->in) && !c->cfg->stopping && c->mode != EVCONN_HTTP &&
 	    c->cfg->lim->framing == PROTO_FRAMING_LINE)
-		evconn_line(c, buf_head(&c->in), buf_used(&c->in));
+		evconn_line(c, buf_head(&c->in), buf_used(&c->in), true);
 	metrics_batch_flush(&c->cfg->mb);
 	buf_consume(&c->in, buf_used(&c->in));
 	if (c->state == EVCONN_OPEN)

@@ -26,7 +26,10 @@
  *      fills the reply before it returns, from the caller's point of view:
  *      procpool and isolate ask a worker, async parks a task on a future);
  *      else inline when it is cheap or there is no pool; else in the pool,
- *      whose job comes back through evconn_job_ready().
+ *      whose job comes back through evconn_job_ready(). A compute that is
+ *      not cheap, on the driver's thread, waits until the replies before
+ *      it are sent: the core stops as a cap stops it (evconn_take() says
+ *      true), the driver sends, and takes again.
  *   5. Order. A reply that exists while nothing is ahead of it goes
  *      straight to c->out: the common case (fib(1), nothing in the pool)
  *      allocates nothing. Otherwise it waits in a slot of the reply FIFO,

@@ -196,8 +196,11 @@ static void test_compute_callback(void)
 	cfg.compute = fake_compute;
 	cfg.compute_ctx = "42\n";
 	put(c, "1\n30\n-1\n");
-	evconn_take(c);
-	T_CHECK(out_is(c, "42\n42\nERR negative n\n"));
+	/* fib(30) waits until the reply before it is sent (see below). */
+	T_CHECK(evconn_take(c));
+	T_CHECK(out_is(c, "42\n"));
+	T_CHECK(!evconn_take(c));
+	T_CHECK(out_is(c, "42\nERR negative n\n"));
 	T_CHECK(computed == 2 && computed_n == 30,
 		"computed %u times, last n %llu", computed,
 		(unsigned long long)computed_n);
@@ -211,6 +214,51 @@ static void test_compute_callback(void)
 	T_CHECK(buf_append(&c->out, "", 1) == 0);
 	T_CHECK(strstr(buf_head(&c->out), "\r\n\r\n7\n") != NULL,
 		"an HTTP request computed by the callback");
+	buf_consume(&c->out, buf_used(&c->out));
+	evconn_release(c);
+}
+
+/*
+ * A compute that is not cheap, on the driver's thread, waits until the
+ * replies before it are sent: the core stops, as a cap does, with the
+ * request still in the input; a pipelining client gets fib(1) before
+ * fib(30) is computed. Cheap ones run on.
+ */
+static void test_send_before_slow(void)
+{
+	struct evconn *c;
+
+	proto_limits_default(&lim);
+	c = fresh();
+	put(c, "1\n2\n25\n3\n");
+	T_CHECK(evconn_take(c), "stopped before fib(25)");
+	T_CHECK(out_is(c, "1\n1\n"));
+	T_CHECK(buf_used(&c->in) == strlen("25\n3\n"), "25 still buffered");
+	T_CHECK(!evconn_take(c));
+	T_CHECK(out_is(c, "75025\n2\n"));
+	evconn_release(c);
+
+	/* Nothing waits in the output: no stop. Nor at EOF (the last one). */
+	c = fresh();
+	put(c, "25\n1\n26");
+	T_CHECK(!evconn_take(c) && out_is(c, "75025\n1\n"));
+	put(c, "");
+	evconn_take(c);
+	T_CHECK(buf_used(&c->out) == 0 && buf_used(&c->in) == 2);
+	T_CHECK(buf_append(&c->out, "9\n", 2) == 0);
+	evconn_eof(c);
+	T_CHECK(out_is(c, "9\n121393\n"), "the last line answered at EOF");
+	evconn_release(c);
+
+	/* HTTP alike. */
+	c = fresh();
+	put(c, "GET /fib/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+	       "GET /fib/25 HTTP/1.1\r\nHost: t\r\n\r\n");
+	T_CHECK(evconn_take(c));
+	T_CHECK(out_starts(c, "HTTP/1.1 200"));
+	T_CHECK(!evconn_take(c));
+	T_CHECK(buf_append(&c->out, "", 1) == 0);
+	T_CHECK(strstr(buf_head(&c->out), "\r\n\r\n75025\n") != NULL);
 	buf_consume(&c->out, buf_used(&c->out));
 	evconn_release(c);
 }
@@ -307,6 +355,7 @@ int main(void)
 	T_RUN(test_http, 10);
 	T_RUN(test_read_framing, 10);
 	T_RUN(test_compute_callback, 10);
+	T_RUN(test_send_before_slow, 10);
 	T_RUN(test_timeout_and_shed, 10);
 	T_RUN(test_output_cap, 10);
 	T_RUN(test_lingered, 10);
