@@ -28,11 +28,20 @@ static int fibload(const char *const *args)
 	return tfibload_run(args, out, sizeof(out), err, sizeof(err));
 }
 
-/* Starts fibd --model model; its port, as text, goes into port. 0 or -1. */
-static int start_fibd(struct tsrv *s, const char *model, char port[8])
+/*
+ * Starts fibd with the first model of the registry whose concurrency is
+ * kind ("serial": one connection at a time; "parallel"); its port, as
+ * text, goes into port. 0 or -1.
+ */
+static int start_fibd(struct tsrv *s, const char *kind, char port[8])
 {
-	if (tsrv_start(s, model, NULL, 1)) {
-		T_CHECK(0, "fibd did not start");
+	struct tsrv_model models[32];
+	int n = tsrv_list_models(models, 32), i = 0;
+
+	while (i < n && strcmp(models[i].concurrency, kind) != 0)
+		i++;
+	if (i == n || tsrv_start(s, models[i].name, NULL, 1)) {
+		T_CHECK(0, "no %s model started", kind);
 		return -1;
 	}
 	snprintf(port, 8, "%u", (unsigned)s->ports[0]);
@@ -68,7 +77,7 @@ static void test_fibd_json(void)
 	struct tsrv s;
 	char port[8];
 
-	if (start_fibd(&s, "thread", port))
+	if (start_fibd(&s, "parallel", port))
 		return;
 	T_CHECK(fibload((const char *const[]){
 		    "-p", port, "-c", "4", "-t", "2", "-r", "2000", "-P", "3",
@@ -91,7 +100,7 @@ static void test_fibd_duration(void)
 	struct tsrv s;
 	char port[8];
 
-	if (start_fibd(&s, "thread", port))
+	if (start_fibd(&s, "parallel", port))
 		return;
 	/* perf2 style, with a warm-up: text report, progress on stderr. */
 	T_CHECK(
@@ -127,7 +136,7 @@ static void test_hist_merge(void)
 	close(mkstemp(a));
 	close(mkstemp(b));
 	close(mkstemp(c));
-	if (start_fibd(&s, "thread", port))
+	if (start_fibd(&s, "parallel", port))
 		return;
 	T_CHECK(fibload((const char *const[]){
 		    "-p", port, "-c", "3", "-r", "3000", "--mix", "1:3,20:1",
@@ -186,13 +195,13 @@ static void test_hist_merge(void)
 }
 
 /* A connection that got no reply is shown and fails the run, unless
- * --allow-no-reply: fibd -m single serves one connection at a time. */
+ * --allow-no-reply: a serial model serves one connection at a time. */
 static void test_no_reply(void)
 {
 	struct tsrv s;
 	char port[8];
 
-	if (start_fibd(&s, "single", port))
+	if (start_fibd(&s, "serial", port))
 		return;
 	T_CHECK(fibload((const char *const[]){"-p", port, "-c", "2", "-d",
 					      "0.5", NULL}) == 1,
@@ -222,7 +231,7 @@ static void test_asked_and_server_errors(void)
 	struct tsrv s;
 	char port[8];
 
-	if (start_fibd(&s, "thread", port))
+	if (start_fibd(&s, "parallel", port))
 		return;
 	T_CHECK(fibload((const char *const[]){"-p", port, "--n", "50", "-r",
 					      "20", NULL}) == 1);
@@ -345,6 +354,8 @@ static void test_parsers(void)
 
 int main(void)
 {
+	/* fibd is the server here, not what is tested: the whole registry. */
+	unsetenv("FIBD_MODELS");
 	T_RUN(test_parsers, 20);
 	T_RUN(test_unanswered_rule, 10);
 	T_RUN(test_usage, 30);
