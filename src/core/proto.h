@@ -59,7 +59,7 @@ int proto_framing_parse(const char *name, enum proto_framing *f);
 
 /*
  * The outcome of reading one request. PROTO_OK means "compute fib(n)";
- * everything else has a fixed error reply (proto_error_text()).
+ * everything else has a fixed error reply (proto_error_reply()).
  */
 enum proto_status {
 	PROTO_OK = 0,
