@@ -17,9 +17,9 @@
  * inside any function they call, so a task's body is the blocking models'
  * connection loop, serve_conn() (framing, HTTP, errors, limits, metrics),
  * with I/O and compute that park the task, not the thread. A stackless
- * protothread cannot yield from a callee: the request core would have to
- * become a state machine (src/core/evconn.c, the reactor's). A stack costs
- * address space, and memory only where a task touches it.
+ * protothread cannot yield from a callee: its connection would have to be
+ * a callback state machine over the request core, as src/models/reactor.c
+ * is. A stack costs address space, and memory only where a task touches it.
  *
  * The talk parks tasks in select(); we use epoll: select() takes only fds
  * below FD_SETSIZE (1024) and scans them all on each call, and async holds
