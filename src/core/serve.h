@@ -40,7 +40,7 @@ struct serve_hook {
 
 /*
  * How the driver moves bytes: plain blocking calls for threads and processes,
- * or calls that park a coroutine instead of its thread (the coro model):
+ * or calls that park a coroutine instead of its thread (coro, async):
  * the same driver reads the same either way.
  *
  * read() returns bytes read, 0 at EOF, or -errno; with timeout_ms > 0 it
