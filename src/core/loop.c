@@ -1,6 +1,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int loop_init(struct loop *l, const struct loop_backend *be,
@@ -122,6 +123,11 @@ void loop_admit(struct loop *l, int fd)
 		atomic_fetch_sub(l->nopen, 1);
 		l->nlive--;
 		loop_busy_now(l, fd);
+	} else if (l->stopping) {
+		/* Connected before the stop, its accept seen after (an
+		 * io_uring completion of the same batch): served as the rest
+		 * of the backlog, what it sent answered, then closed. */
+		shutdown(fd, SHUT_RD);
 	}
 }
 
@@ -174,8 +180,8 @@ void loop_begin_stop(struct loop *l)
 	struct evconn *c;
 
 	l->be->stop(l);
-	if (!l->accept_paused)
-		loop_accept(l, -1u);
+	/* Out of descriptors, each is still told busy, not reset. */
+	loop_accept(l, -1u);
 	l->stopping = true;
 	l->ecfg.stopping = true;
 	l->grace_end_ms = deadline;

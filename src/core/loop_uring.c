@@ -200,9 +200,7 @@ static void loop_uring_on_accept(struct loop_uring *u, int res, unsigned flags)
 
 	if (!(flags & IORING_CQE_F_MORE))
 		u->accepting = false;
-	if (res >= 0 && l->stopping) {
-		close(res); /* accepted as the listener closed */
-	} else if (res >= 0) {
+	if (res >= 0) {
 		net_nodelay(res);
 		loop_admit(l, res);
 	} else if (res != -ECANCELED && !l->stopping &&
