@@ -65,8 +65,8 @@ static void evconn_compute_timed(struct evconn_cfg *cfg, uint64_t n,
  * NULL for a fib/1 line.
  */
 static inline void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
-				 uint64_t n, struct http_exchange *x,
-				 struct reply *r)
+				 uint64_t n, bool cheap,
+				 struct http_exchange *x, struct reply *r)
 {
 	uint64_t t0 = 0;
 
@@ -76,7 +76,7 @@ static inline void evconn_answer(struct evconn_cfg *cfg, enum proto_status st,
 	}
 	if (st != PROTO_OK)
 		proto_error_reply(cfg->lim, st, r);
-	else if (!cfg->compute && metrics_cheap(cfg->lim, n))
+	else if (!cfg->compute && cheap)
 		proto_compute(cfg->lim, n, r);
 	else
 		evconn_compute_timed(cfg, n, r, &t0);
@@ -186,11 +186,9 @@ static bool evconn_inline(struct evconn *c, enum proto_status st, uint64_t n)
  * them behind it, so the core stops first (as a cap does) and the driver
  * sends them. With a pool the loop never computes long: it never stops.
  */
-static bool evconn_send_first(const struct evconn *c, enum proto_status st,
-			      uint64_t n)
+static inline bool evconn_send_first(const struct evconn *c, bool cheap)
 {
-	return st == PROTO_OK && !c->cfg->pool && buf_used(&c->out) &&
-	       !metrics_cheap(c->cfg->lim, n);
+	return !cheap && !c->cfg->pool && buf_used(&c->out);
 }
 
 /*
@@ -206,14 +204,15 @@ static bool evconn_request(struct evconn *c, enum proto_status st, uint64_t n,
 			   struct http_exchange *x, bool last)
 {
 	struct evconn_cfg *cfg = c->cfg;
+	bool cheap = st != PROTO_OK || metrics_cheap(cfg->lim, n);
 	struct evconn_slot *s;
 	struct reply r;
 
-	if (!last && evconn_send_first(c, st, n))
+	if (!last && evconn_send_first(c, cheap))
 		return false;
 	c->progress = true;
 	if (evconn_inline(c, st, n)) {
-		evconn_answer(cfg, st, n, x, &r);
+		evconn_answer(cfg, st, n, cheap, x, &r);
 		evconn_put(c, x ? &x->resp : &evconn_line_resp, &r);
 		return true;
 	}
