@@ -55,7 +55,8 @@ struct model {
 	/*
 	 * The most --workers it takes (its threads or processes: see
 	 * docs/OPERATIONS.md); 0: it has no workers and --workers is an
-	 * error. Without --workers it runs min(CPUs it may run on, max_workers).
+	 * error. Without --workers it runs one per CPU it may run on, at most
+	 * max_workers.
 	 */
 	unsigned max_workers;
 	/* Serves until a stop. Returns 0, or a negative errno on failure. */
