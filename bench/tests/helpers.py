@@ -4,6 +4,7 @@ the stored results."""
 import glob
 import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,10 +26,14 @@ def registry():
 
 
 def stored_results():
-    """(path, result) of every run kept in docs/results."""
+    """(path, result) of every make bench run kept in docs/results: those
+    named by their start, YYYYMMDD-HHMMSS.json (bench/knee's runs beside
+    them are named -knee)."""
     out = []
     for path in sorted(glob.glob(os.path.join(ROOT, "docs", "results",
                                               "*.json"))):
+        if not re.fullmatch(r"\d{8}-\d{6}\.json", os.path.basename(path)):
+            continue
         with open(path) as f:
             out.append((path, json.load(f)))
     return out
