@@ -67,15 +67,40 @@ static int wait_tasks(uid_t uid, unsigned want)
 	return 0;
 }
 
+static char fibd_copy[64];
+
+/*
+ * Copies BUILD/fibd where uid may run it: the checkout may be in a folder
+ * only root can enter (/root, a 0700 temporary folder). 0 or -1.
+ */
+static int copy_fibd_for(uid_t uid)
+{
+	static char dir[] = "/tmp/fibd-isolate-XXXXXX";
+	char from[256], cmd[600];
+
+	snprintf(from, sizeof(from), "%s/fibd", tsrv_build_dir());
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(fibd_copy, sizeof(fibd_copy), "%s/fibd", dir);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 755 '%s' '%s'", from,
+		 fibd_copy, dir, fibd_copy);
+	if (system(cmd) != 0 || chown(dir, uid, uid) ||
+	    chown(fibd_copy, uid, uid))
+		return -1;
+	tsrv_fibd = fibd_copy;
+	return 0;
+}
+
 /*
  * Drops root for a uid no other process has, so that RLIMIT_NPROC counts
- * this test and its server alone. Returns the uid, or 0 when not root.
+ * this test and its server alone, with a copy of fibd that uid may run.
+ * Returns the uid, or 0 when not root.
  */
 static uid_t become_own_user(void)
 {
 	uid_t uid = 200000 + (uid_t)getpid() % 100000;
 
-	if (geteuid() != 0)
+	if (geteuid() != 0 || copy_fibd_for(uid))
 		return 0;
 	if (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
 	    setresuid(uid, uid, uid))
@@ -154,6 +179,10 @@ static void case_worker_fails_to_start(void)
 		"after the limit was lifted: '%s'", buf);
 	close(fd);
 	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit");
+	/* Ours: uid owns the copy and its folder. */
+	unlink(fibd_copy);
+	*strrchr(fibd_copy, '/') = '\0';
+	rmdir(fibd_copy);
 }
 
 int main(void)
