@@ -444,6 +444,12 @@ static void case_busy(void)
 	/* A serial server leaves the others in its backlog: no limit bites. */
 	if (cur->serial_shards || start_args(&s, args))
 		return;
+	/* Answered, so accepted and counted: with one loop per core, cl's
+	 * loop might not have taken it yet when c reaches another loop. */
+	T_CHECK(t_send(cl.fd, "3\n") == 0 &&
+		    t_read_lines(cl.fd, out, sizeof(out), 1) == 1 &&
+		    strcmp(out, "2\n") == 0,
+		"%s: cl got '%s'", cur->name, out);
 	a = held(&s);
 	b = held(&s);
 	for (tries = 0; tries < 5; tries++) {
