@@ -50,6 +50,7 @@ struct fl_config {
 	unsigned timeout_ms;  /* --timeout: a request older than this fails */
 	int allow_no_reply;   /* --allow-no-reply: exit 0 all the same */
 	int resend;	      /* --resend: unanswered requests again */
+	int busy_poll;	      /* --busy-poll: wait for nothing, spin */
 	const char *cpu_arg;  /* --cpu as given, or NULL */
 	cpu_set_t cpus;	      /* --cpu parsed */
 	int progress;	      /* --progress: a line per second on stderr */

@@ -25,8 +25,8 @@ static void usage(FILE *out)
 	    "               [-P PIPELINE] [--n N | --mix N:W,N:W...]\n"
 	    "               [--rate RPS [--arrivals uniform|poisson]\n"
 	    "               [--seed S]] [--timeout MS] [--cpu LIST]\n"
-	    "               [--allow-no-reply] [--resend] [--progress]\n"
-	    "               [--json]\n"
+	    "               [--allow-no-reply] [--resend] [--busy-poll]\n"
+	    "               [--progress] [--json]\n"
 	    "               [--hist-out FILE] [--request STR --expect STR]\n"
 	    "       fibload merge [--json] FILE...\n"
 	    "\n"
@@ -65,6 +65,10 @@ static void usage(FILE *out)
 	    "                       on a new connection, as HTTP clients do\n"
 	    "                       (fib requests are idempotent): counted\n"
 	    "                       as resent, not as errors\n"
+	    "      --busy-poll      never sleep: poll for events and due\n"
+	    "                       sends in a loop, each thread a whole CPU\n"
+	    "                       (on a VM a wake-up from idle can add\n"
+	    "                       100 us to a latency; pin with --cpu)\n"
 	    "      --cpu LIST       run on these CPUs (e.g. 1, 0,1, 0-1)\n"
 	    "      --progress       a line per second on stderr\n"
 	    "      --json           the report as one JSON object on stdout\n"
@@ -107,6 +111,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_ALLOW_NO_REPLY,
 	OPT_RESEND,
+	OPT_BUSY_POLL,
 	OPT_CPU,
 	OPT_PROGRESS,
 	OPT_JSON,
@@ -132,6 +137,7 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"allow-no-reply", no_argument, NULL, OPT_ALLOW_NO_REPLY},
     {"resend", no_argument, NULL, OPT_RESEND},
+    {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
     {"cpu", required_argument, NULL, OPT_CPU},
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"json", no_argument, NULL, OPT_JSON},
@@ -232,6 +238,9 @@ static int parse_one(int c, struct fl_config *cfg, struct seen *seen)
 		return 0;
 	case OPT_RESEND:
 		cfg->resend = 1;
+		return 0;
+	case OPT_BUSY_POLL:
+		cfg->busy_poll = 1;
 		return 0;
 	case OPT_TIMEOUT:
 		return parse_uint("--timeout", 1, 3600000, &cfg->timeout_ms);

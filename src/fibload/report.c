@@ -156,6 +156,8 @@ static void text_header(FILE *out, const struct fl_config *cfg,
 			fl_arrivals_name(cfg->arrivals));
 	if (cfg->rate > 0 && cfg->arrivals == FL_ARRIVALS_POISSON)
 		fprintf(out, " (seed %" PRIu64 ")", cfg->seed);
+	if (cfg->busy_poll)
+		fputs(", busy-poll", out);
 	fprintf(out, ", cpus %s%s\n", res->cpus,
 		res->interrupted ? " (interrupted)" : "");
 	fputs("asked for: ", out);
@@ -272,13 +274,15 @@ static void json_config(FILE *out, const struct fl_config *cfg,
 		"\"requests\":%" PRIu64 ",\"warmup_s\":%g,\"pipeline\":%u,"
 		"\"mode\":\"%s\",\"rate\":%g,\"arrivals\":\"%s\","
 		"\"seed\":%" PRIu64 ",\"timeout_ms\":%u,"
-		"\"allow_no_reply\":%s,\"resend\":%s,\"cpus\":",
+		"\"allow_no_reply\":%s,\"resend\":%s,\"busy_poll\":%s,"
+		"\"cpus\":",
 		(unsigned)cfg->ports[0], cfg->conns, res->threads,
 		cfg->requests ? 0 : cfg->duration_s, cfg->requests,
 		cfg->warmup_s, cfg->pipeline, cfg->rate > 0 ? "open" : "closed",
 		cfg->rate, fl_arrivals_name(cfg->arrivals), cfg->seed,
 		cfg->timeout_ms, cfg->allow_no_reply ? "true" : "false",
-		cfg->resend ? "true" : "false");
+		cfg->resend ? "true" : "false",
+		cfg->busy_poll ? "true" : "false");
 	json_string(out, res->cpus, strlen(res->cpus));
 	fputs(",\"port_list\":[", out);
 	for (unsigned p = 0; p < cfg->nports; p++)

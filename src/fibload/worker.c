@@ -176,6 +176,8 @@ static void worker_loop(struct fl_worker *w)
 			deadline = min_u64(deadline, w->ctx.next_due);
 		if (w->st.sec)
 			deadline = min_u64(deadline, w->st.sec_end);
+		if (cfg->busy_poll)
+			deadline = now; /* look, and come straight back */
 		worker_dispatch(w, ev, worker_wait(w, ev, deadline, now));
 	}
 	w->stop_ns = fl_now();

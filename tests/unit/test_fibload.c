@@ -120,6 +120,22 @@ static void test_fibd_duration(void)
 	check_json_keys(out);
 	T_CHECK(tjson_find(out, "latency_uncorrected_us", "p99"), "%s", out);
 	T_CHECK(tjson_num(out, NULL, "requests") > 0);
+	T_CHECK(strstr(out, "\"busy_poll\":false"), "%s", out);
+	/* --busy-poll never sleeps, and still sends each request when due:
+	 * exactly the requests asked for, every reply right. */
+	T_CHECK(fibload((const char *const[]){
+		    "-p", port, "-c", "2", "--rate", "4000", "-r", "600",
+		    "--busy-poll", "--json", NULL}) == 0,
+		"%s", err);
+	T_CHECK(tjson_num(out, NULL, "requests") == 600, "%s", out);
+	T_CHECK(tjson_num(out, "errors", "total") == 0, "%s", out);
+	T_CHECK(strstr(out, "\"busy_poll\":true"), "%s", out);
+	T_CHECK(fibload((const char *const[]){"-p", port, "-r", "300",
+					      "--busy-poll", NULL}) == 0,
+		"%s", err);
+	T_CHECK(strstr(out, ", busy-poll, cpus ") &&
+		    strstr(out, "requests: 300 "),
+		"%s", out);
 	tsrv_stop(&s, 10);
 }
 
