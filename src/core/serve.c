@@ -113,14 +113,14 @@ static void serve_note_unfinished(struct serve_conn *c)
 }
 
 /*
- * How long a request may take to arrive: --header-timeout, or the idle
- * timeout's. Silence is the idle clock's: a request that trickles in is
- * not silent, and the reads in between still time out at --idle-timeout.
+ * How long a request may take to arrive, by the loops' one rule
+ * (evconn_header_ms): --header-timeout, or --idle-timeout when that is
+ * shorter; 0 (--header-timeout 0) leaves an unfinished request to the idle
+ * clock alone, which closes it without a word as it closes a silent client.
  */
 static unsigned serve_request_ms(const struct server_cfg *cfg)
 {
-	return cfg->header_timeout_ms ? cfg->header_timeout_ms
-				      : cfg->idle_timeout_ms;
+	return evconn_header_ms(cfg->header_timeout_ms, cfg->idle_timeout_ms);
 }
 
 /*

@@ -299,7 +299,11 @@ static void case_stop_answers(void)
 	T_CHECK(tsrv_stop(&s, 30) == 0, "bad exit status");
 }
 
-/* A slowloris never finishes a line; an idle client never sends one. */
+/*
+ * A slowloris never finishes a line: --idle-timeout, shorter than the
+ * header timeout, is its request's limit, and it is told so before the
+ * close. An idle client never sends a line, and is closed without a word.
+ */
 static void case_idle_timeout(void)
 {
 	static const char *const args[] = {"--idle-timeout", "0.3", NULL};
@@ -319,6 +323,9 @@ static void case_idle_timeout(void)
 			break;
 		usleep(100000);
 	}
+	T_CHECK(t_read_lines(slow, buf, sizeof(buf), 1) == 1 &&
+		    strcmp(buf, "ERR request timeout\n") == 0,
+		"slowloris told '%s'", buf);
 	T_CHECK(t_wait_eof(slow), "slowloris not closed");
 	T_CHECK(t_wait_eof(idle), "idle client not closed");
 	T_CHECK(t_read_lines(busy, buf, sizeof(buf), 1) == 1 &&

@@ -139,6 +139,33 @@ static void case_header_timeout(void)
 	T_CHECK(tsrv_stop(&s, 30) == 0);
 }
 
+/*
+ * One rule for the request clock, in every model: a request must arrive
+ * within --header-timeout or --idle-timeout, whichever is shorter, and is
+ * then answered "request timeout"; with --header-timeout 0 an unfinished
+ * request is an idle client's, closed without a word.
+ */
+static void case_request_clock(void)
+{
+	static const char *const shorter_idle[] = {
+	    "--idle-timeout", "1", "--header-timeout", "60", NULL};
+	static const char *const no_header[] = {"--idle-timeout", "1",
+						"--header-timeout", "0", NULL};
+	struct tsrv s;
+
+	if (tsrv_start(&s, cur->name, shorter_idle, 1))
+		return;
+	timed_out_with(&s, "12", NULL, "ERR request timeout\n");
+	timed_out_with(&s, "12", "3", "ERR request timeout\n");
+	T_CHECK(tsrv_stop(&s, 30) == 0);
+	if (tsrv_start(&s, cur->name, no_header, 1))
+		return;
+	timed_out_with(&s, "12", NULL, "");
+	T_CHECK(buf[0] == '\0', "%s: --header-timeout 0 said '%.60s'",
+		cur->name, buf);
+	T_CHECK(tsrv_stop(&s, 30) == 0);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -308,6 +335,7 @@ int main(void)
 		TSRV_CASE(cur, case_idle_timeout, 60);
 		TSRV_CASE(cur, case_slowloris, 60);
 		TSRV_CASE(cur, case_header_timeout, 90);
+		TSRV_CASE(cur, case_request_clock, 120);
 		TSRV_CASE(cur, case_latency_counts_compute, 60);
 		TSRV_CASE(cur, case_max_conns, 60);
 		TSRV_CASE(cur, case_out_of_fds, 60);
