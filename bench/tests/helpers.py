@@ -2,6 +2,8 @@
 the stored results."""
 
 import glob
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -18,6 +20,16 @@ from fibbench.models import parse_models  # noqa: E402
 def fixture_text(name):
     with open(os.path.join(HERE, "fixtures", name)) as f:
         return f.read()
+
+
+def load_script(name):
+    """bench/NAME, a script without a .py suffix, as a module."""
+    path = os.path.join(ROOT, "bench", name)
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def registry():

@@ -2,8 +2,6 @@
 carried (medians over the passes, Poisson's slack). No server is run."""
 
 import contextlib
-import importlib.machinery
-import importlib.util
 import io
 import json
 import os
@@ -11,21 +9,12 @@ import tempfile
 import unittest
 from unittest import mock
 
-from helpers import ROOT
-
-
-def load_knee():
-    path = os.path.join(ROOT, "bench", "knee")
-    loader = importlib.machinery.SourceFileLoader("knee", path)
-    spec = importlib.util.spec_from_loader("knee", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+from helpers import load_script
 
 
 class KneeTest(unittest.TestCase):
     def setUp(self):
-        self.knee = load_knee()
+        self.knee = load_script("knee")
 
     def parse(self, argv, cpus=(0, 1)):
         with mock.patch("os.sched_getaffinity", return_value=set(cpus)):

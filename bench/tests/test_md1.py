@@ -3,8 +3,6 @@ option md1 needs, and md1_server, the deterministic server: its replies,
 the queue it reports and its clean exit."""
 
 import contextlib
-import importlib.machinery
-import importlib.util
 import io
 import os
 import re
@@ -13,16 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from helpers import ROOT
-
-
-def load_md1():
-    path = os.path.join(ROOT, "bench", "md1")
-    loader = importlib.machinery.SourceFileLoader("md1", path)
-    spec = importlib.util.spec_from_loader("md1", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+from helpers import ROOT, load_script
 
 
 def fake(dirname, name, help_text):
@@ -35,7 +24,7 @@ def fake(dirname, name, help_text):
 
 class Md1Test(unittest.TestCase):
     def setUp(self):
-        self.md1 = load_md1()
+        self.md1 = load_script("md1")
 
     def test_pollaczek_khinchine(self):
         # W = rho S / (2 (1 - rho)): at rho 0.5 half of S, at 0.8 twice S
